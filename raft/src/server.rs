@@ -1,0 +1,107 @@
+//! The receiving side of the Raft network: axum routes that decode an RPC, hand it to the local `Raft` and
+//! encode what it answered (see [`crate::wire`] for the contract).
+//!
+//! Invariants:
+//! - A body larger than [`MAX_MESSAGE_BYTES`] is refused with 413 before it is buffered past the limit, and the
+//!   client turns that into a smaller retry or a back-off.
+//! - A body that does not decode is answered 400 with the reason, never a panic, and never reaches `Raft`.
+//! - Whatever `Raft` answers, including its errors, is sent back as 200 with the encoded `Result`; only failures
+//!   of the transport itself use other statuses.
+//! - The handlers hold no lock and no state besides the `Raft` handle: openraft serializes the RPCs itself.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::{Raft, RaftTypeConfig, Snapshot};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::codec::{self, CodecError, MAX_MESSAGE_BYTES};
+use crate::node::ClusterNode;
+use crate::wire::{SnapshotRequest, SnapshotResult, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+
+/// The Raft RPC routes (`POST /raft/append`, `/raft/vote`, `/raft/snapshot`) serving `raft`.
+///
+/// The router is stateless towards the caller (`S` is whatever the application router uses), so it can be merged
+/// into the node's router; wrap it with [`crate::require_token`] when a cluster token is configured.
+pub fn raft_routes<C, S>(raft: Raft<C>) -> Router<S>
+where
+    C: RaftTypeConfig<Node = ClusterNode>,
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route(APPEND_PATH, post(append::<C>))
+        .route(VOTE_PATH, post(vote::<C>))
+        .route(SNAPSHOT_PATH, post(snapshot::<C>))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .with_state(raft)
+}
+
+async fn append<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
+    match codec::decode::<AppendEntriesRequest<C>>(&body) {
+        Ok(rpc) => encoded(&raft.append_entries(rpc).await),
+        Err(e) => bad_request("append-entries", &e),
+    }
+}
+
+async fn vote<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
+    match codec::decode::<VoteRequest<C::NodeId>>(&body) {
+        Ok(rpc) => encoded(&raft.vote(rpc).await),
+        Err(e) => bad_request("vote", &e),
+    }
+}
+
+async fn snapshot<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
+    match codec::decode::<SnapshotRequest<C::NodeId, ClusterNode>>(&body) {
+        Ok(request) => match install_snapshot(&raft, request).await {
+            Ok(answer) => encoded(&answer),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a received snapshot");
+                (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the snapshot: {e}")).into_response()
+            }
+        },
+        Err(e) => bad_request("snapshot", &e),
+    }
+}
+
+/// Writes the received bytes into a fresh `SnapshotData` from the state machine and installs it.
+///
+/// The data is left as openraft's own chunked receiver leaves it (written, then shut down), so the state
+/// machine sees the same thing whichever transport delivered it. The vote is checked by `Raft` itself: a
+/// snapshot from a stale leader is not installed and the answer carries the newer vote.
+async fn install_snapshot<C: RaftTypeConfig<Node = ClusterNode>>(
+    raft: &Raft<C>,
+    request: SnapshotRequest<C::NodeId, ClusterNode>,
+) -> Result<SnapshotResult<C::NodeId>, std::io::Error> {
+    let mut data = match raft.begin_receiving_snapshot().await {
+        Ok(data) => data,
+        Err(RaftError::Fatal(fatal)) => return Ok(Err(fatal)),
+        Err(RaftError::APIError(never)) => match never {},
+    };
+    data.write_all(&request.data).await?;
+    data.shutdown().await?;
+    let snapshot = Snapshot { meta: request.meta, snapshot: data };
+    Ok(raft.install_full_snapshot(request.vote, snapshot).await)
+}
+
+/// The 400 answer to a body that does not decode as the `what` request.
+fn bad_request(what: &str, e: &CodecError) -> Response {
+    tracing::warn!(error = %e, "bad {what} request body");
+    (StatusCode::BAD_REQUEST, format!("bad {what} request body: {e}")).into_response()
+}
+
+/// 200 with the encoded answer; 500 if it cannot be encoded (a bug, but not a reason to panic).
+fn encoded<T: Serialize>(answer: &T) -> Response {
+    match codec::encode(answer) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a Raft answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the answer: {e}")).into_response()
+        }
+    }
+}
