@@ -1,0 +1,390 @@
+//! The leader's lessor: lease table + self-preservation guard, stepped by the caller with `now`.
+//!
+//! Lifecycle (driven by the node, which owns the timer and watches leadership):
+//! - created inactive; a follower's lessor answers renews with [`Renewal::NotLeader`] and never
+//!   proposes anything;
+//! - [`Lessor::promote`] once leadership is confirmed, seeded with every instance of the applied state
+//!   (under the same lock as apply, so no event is missed or seen twice);
+//! - [`Lessor::on_applied`] after every apply; [`Lessor::renew`] for each (forwarded) renew;
+//! - [`Lessor::tick`] about once a second: the returned list is proposed as one `Evict` command, locally
+//!   (never forwarded: a deposed leader's eviction must fail);
+//! - [`Lessor::demote`] at once when leadership is lost.
+//!
+//! Invariants: proposing an eviction postpones that lease by `retry`, so a proposal in flight is not
+//! proposed again; if it applies, the `Removed` event drops the lease; if it did not (lost leadership,
+//! or a register won the race), the lease either got refreshed by a `Registered` event or comes back
+//! after `retry`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::apply::LeaseEvent;
+use super::guard::{Guard, GuardConfig, GuardState};
+use super::lease::LeaseTable;
+use super::model::InstanceKey;
+
+/// Lease and eviction settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LessorConfig {
+    /// An instance not renewed for this long is expired (spec: 90 s).
+    pub lease: Duration,
+    /// An instance not renewed for this long is evicted even under self-preservation (spec: 3600 s).
+    pub ceiling: Duration,
+    /// Extra time every lease gets on promotion (≥ 2 × election timeout).
+    pub grace: Duration,
+    /// Promotion deadlines are spread over `[0, spread)` on top of lease + grace.
+    pub spread: Duration,
+    /// How long a proposed eviction waits before it may be proposed again.
+    pub retry: Duration,
+    /// Most evictions in one proposal.
+    pub max_batch: usize,
+    /// Self-preservation.
+    pub guard: GuardConfig,
+}
+
+impl Default for LessorConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(90),
+            ceiling: Duration::from_secs(3600),
+            grace: Duration::from_secs(10),
+            spread: Duration::from_secs(30),
+            retry: Duration::from_secs(10),
+            max_batch: 256,
+            guard: GuardConfig::default(),
+        }
+    }
+}
+
+/// A setting out of range.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LessorConfigError {
+    /// A duration that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// The ceiling is shorter than the lease.
+    #[error("the eviction ceiling must not be shorter than the lease")]
+    CeilingBelowLease,
+    /// A ratio outside `[0, 1]`.
+    #[error("{0} must be between 0 and 1")]
+    Ratio(&'static str),
+}
+
+impl LessorConfig {
+    /// Checks every setting once, at start-up.
+    pub fn validate(&self) -> Result<(), LessorConfigError> {
+        let positive = [("lease", self.lease), ("retry", self.retry), ("renew interval", self.guard.renew_interval)];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(LessorConfigError::Zero(name));
+        }
+        if self.max_batch == 0 {
+            return Err(LessorConfigError::Zero("max batch"));
+        }
+        if self.ceiling < self.lease {
+            return Err(LessorConfigError::CeilingBelowLease);
+        }
+        for (name, ratio) in [("ratio", self.guard.ratio), ("evict rate", self.guard.evict_rate)] {
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(LessorConfigError::Ratio(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The verdict on one renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Lease extended: code 0.
+    Renewed,
+    /// No such instance: code -404 (the client registers again).
+    Unknown,
+    /// This node is not the leader: code -500, never -404 (which would make every client re-register).
+    NotLeader,
+}
+
+/// What the lessor is doing, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LessorStatus {
+    /// This node runs the lessor (it is the confirmed leader).
+    pub active: bool,
+    /// Leases held.
+    pub leases: usize,
+    /// Self-preservation state; `None` while inactive.
+    pub guard: Option<GuardState>,
+}
+
+/// Lease table and guard of the current leader term.
+#[derive(Debug, Clone)]
+pub struct Lessor {
+    cfg: LessorConfig,
+    table: LeaseTable,
+    /// `Some` while this node is the confirmed leader.
+    guard: Option<Guard>,
+}
+
+impl Lessor {
+    /// An inactive lessor (a follower's).
+    pub fn new(cfg: LessorConfig) -> Self {
+        Self { table: LeaseTable::new(cfg.lease), cfg, guard: None }
+    }
+
+    /// True between [`promote`](Self::promote) and [`demote`](Self::demote).
+    pub fn is_active(&self) -> bool {
+        self.guard.is_some()
+    }
+
+    /// Becomes the lease keeper, seeded with every `(key, revision)` of the applied state.
+    pub fn promote(&mut self, now: Duration, instances: impl IntoIterator<Item = (InstanceKey, u64)>) {
+        self.table.promote(now, self.cfg.grace, self.cfg.spread, instances);
+        self.guard = Some(Guard::new(self.cfg.guard, now, self.table.len()));
+    }
+
+    /// Stops at once: forgets every lease and proposes nothing more.
+    pub fn demote(&mut self) {
+        self.table.clear();
+        self.guard = None;
+    }
+
+    /// Extends the lease of `key`.
+    pub fn renew(&mut self, key: &InstanceKey, now: Duration) -> Renewal {
+        let Some(guard) = self.guard.as_mut() else {
+            return Renewal::NotLeader;
+        };
+        if !self.table.renew(key, now) {
+            return Renewal::Unknown;
+        }
+        guard.record_renew();
+        Renewal::Renewed
+    }
+
+    /// Follows an apply's lease events (ignored while inactive).
+    pub fn on_applied(&mut self, events: &[LeaseEvent], now: Duration) {
+        if self.is_active() {
+            self.table.on_applied(events, now);
+        }
+    }
+
+    /// One scan: the `(key, revision)` list to propose as one `Evict` (empty while inactive). Respects
+    /// self-preservation (only leases not renewed for `ceiling` go while protected), the per-minute
+    /// cap and `max_batch`; earliest deadline first.
+    pub fn tick(&mut self, now: Duration) -> Vec<(InstanceKey, u64)> {
+        let Some(guard) = self.guard.as_mut() else {
+            return Vec::new();
+        };
+        guard.rotate(now, self.table.len());
+        guard.observe_size(self.table.len());
+        let protected = guard.state(self.table.len()).protected;
+        let budget = usize::try_from(guard.budget()).unwrap_or(usize::MAX).min(self.cfg.max_batch);
+        let ceiling = self.cfg.ceiling;
+        let victims: Vec<(InstanceKey, u64)> = self
+            .table
+            .iter_expired(now)
+            .filter(|(_, lease)| !protected || now.saturating_sub(lease.renewed_at) > ceiling)
+            .take(budget)
+            .map(|(key, lease)| (key.clone(), lease.revision))
+            .collect();
+        guard.record_evicted(victims.len());
+        for (key, _) in &victims {
+            self.table.postpone(key, now + self.cfg.retry);
+        }
+        victims
+    }
+
+    /// The lessor's state, for metrics.
+    pub fn status(&self) -> LessorStatus {
+        LessorStatus {
+            active: self.is_active(),
+            leases: self.table.len(),
+            guard: self.guard.as_ref().map(|g| g.state(self.table.len())),
+        }
+    }
+
+    /// The lease table (read-only), e.g. for diagnostics.
+    pub fn table(&self) -> &LeaseTable {
+        &self.table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::testutil::key;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn keys(n: usize) -> Vec<InstanceKey> {
+        (0..n).map(|i| key("dev", "demo", "z1", &format!("h{i:02}"))).collect()
+    }
+
+    fn cfg() -> LessorConfig {
+        LessorConfig { grace: secs(10), spread: Duration::ZERO, ..LessorConfig::default() }
+    }
+
+    /// Promoted at t=0 with `n` instances at revision 1.
+    fn promoted(cfg: LessorConfig, n: usize) -> (Lessor, Vec<InstanceKey>) {
+        let ks = keys(n);
+        let mut l = Lessor::new(cfg);
+        l.promote(secs(0), ks.iter().cloned().map(|k| (k, 1)));
+        (l, ks)
+    }
+
+    /// Applies the evictions as Raft would, so the lessor sees the `Removed` events.
+    fn apply(l: &mut Lessor, victims: &[(InstanceKey, u64)], now: Duration) {
+        let events: Vec<_> = victims.iter().map(|(k, _)| LeaseEvent::Removed(k.clone())).collect();
+        l.on_applied(&events, now);
+    }
+
+    #[test]
+    fn a_follower_neither_renews_nor_evicts() {
+        let mut l = Lessor::new(cfg());
+        let a = key("dev", "demo", "z1", "a");
+        l.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 1 }], secs(0));
+        assert_eq!(l.renew(&a, secs(1)), Renewal::NotLeader);
+        assert!(l.tick(secs(10_000)).is_empty());
+        assert_eq!(l.status().leases, 0);
+        assert!(l.status().guard.is_none());
+    }
+
+    #[test]
+    fn renew_verdicts_on_the_leader() {
+        let (mut l, ks) = promoted(cfg(), 1);
+        assert_eq!(l.renew(&ks[0], secs(1)), Renewal::Renewed);
+        assert_eq!(l.renew(&key("dev", "demo", "z1", "ghost"), secs(1)), Renewal::Unknown);
+        assert_eq!(l.status().guard.map(|g| g.renews_this_min), Some(1));
+        l.demote();
+        assert_eq!(l.renew(&ks[0], secs(2)), Renewal::NotLeader);
+        assert_eq!(l.status().leases, 0);
+    }
+
+    #[test]
+    fn an_instance_that_stops_renewing_is_evicted_after_the_lease_and_the_others_stay() {
+        // 20 instances renewing every 30 s; h00 stops after t=0.
+        let (mut l, ks) = promoted(cfg(), 20);
+        let mut evicted = Vec::new();
+        for now in 1..=400u64 {
+            if now % 30 == 0 {
+                ks[1..].iter().for_each(|k| assert_eq!(l.renew(k, secs(now)), Renewal::Renewed));
+            }
+            let victims = l.tick(secs(now));
+            apply(&mut l, &victims, secs(now));
+            evicted.extend(victims.into_iter().map(|(k, rev)| (now, k, rev)));
+        }
+        // Promotion gives 90 + 10 s; the guard needs its first minute (ends at 60 s): evicted at 101 s.
+        assert_eq!(evicted, vec![(101, ks[0].clone(), 1)]);
+        assert_eq!(l.status().leases, 19);
+        assert_eq!(l.status().guard.map(|g| g.protected), Some(false));
+    }
+
+    #[test]
+    fn nothing_is_evicted_within_the_promotion_grace() {
+        let (mut l, _) =
+            promoted(LessorConfig { guard: GuardConfig { ratio: 0.0, ..GuardConfig::default() }, ..cfg() }, 5);
+        assert!(l.tick(secs(100)).is_empty(), "lease + grace = 100 s");
+        assert_eq!(l.tick(secs(101)).len(), 1, "then at most the per-minute cap (1 of 5)");
+    }
+
+    #[test]
+    fn self_preservation_stops_eviction_when_renews_collapse() {
+        let (mut l, ks) = promoted(cfg(), 20);
+        for now in 1..=1800u64 {
+            // Only 5 of 20 keep renewing: 10 renews per minute, far below 34.
+            if now % 30 == 0 {
+                ks[..5].iter().for_each(|k| {
+                    l.renew(k, secs(now));
+                });
+            }
+            assert!(l.tick(secs(now)).is_empty(), "protected at {now}");
+        }
+        let status = l.status().guard.expect("active");
+        assert!(status.protected);
+        assert_eq!((status.expected_per_min, status.threshold, status.renews_last_min), (40, 34, Some(10)));
+    }
+
+    #[test]
+    fn the_ceiling_evicts_even_when_protected() {
+        let (mut l, ks) = promoted(cfg(), 20);
+        let mut evicted = Vec::new();
+        for now in 1..=3700u64 {
+            if now % 30 == 0 {
+                ks[..5].iter().for_each(|k| {
+                    l.renew(k, secs(now));
+                });
+            }
+            let victims = l.tick(secs(now));
+            apply(&mut l, &victims, secs(now));
+            evicted.extend(victims.into_iter().map(|(k, _)| (now, k)));
+        }
+        assert!(l.status().guard.is_some_and(|g| g.protected));
+        // The 15 silent instances were last seen at promotion (t=0): evictable after 3600 s, 3 per minute.
+        let times: Vec<u64> = evicted.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, vec![3601, 3601, 3601, 3660, 3660, 3660], "capped at 3 per minute");
+        assert!(evicted.iter().all(|(_, k)| !ks[..5].contains(k)), "renewing instances stay");
+    }
+
+    #[test]
+    fn at_most_fifteen_percent_per_minute() {
+        let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
+        let (mut l, _) = promoted(LessorConfig { guard: no_guard, ..cfg() }, 20);
+        let mut per_minute = [0usize; 4];
+        for now in 101..=299u64 {
+            let victims = l.tick(secs(now));
+            apply(&mut l, &victims, secs(now));
+            per_minute[(now / 60) as usize - 1] += victims.len();
+        }
+        // size − floor(size × 0.85): [60,120) 3 of 20; [120,180) 3 of 17; [180,240) 3 of 14; [240,300) 2 of 11.
+        assert_eq!(per_minute, [3, 3, 3, 2]);
+    }
+
+    #[test]
+    fn a_proposed_eviction_is_not_proposed_again_until_retry() {
+        let unlimited = GuardConfig { ratio: 0.0, evict_rate: 1.0, ..GuardConfig::default() };
+        let (mut l, ks) = promoted(LessorConfig { guard: unlimited, ..cfg() }, 2);
+        l.on_applied(&[LeaseEvent::Registered { key: ks[1].clone(), revision: 2 }], secs(50));
+        assert_eq!(l.tick(secs(101)), vec![(ks[0].clone(), 1)]);
+        // The proposal was lost (e.g. a leadership wobble): nothing applied, budget left, but no repeat yet.
+        assert!(l.tick(secs(105)).is_empty());
+        assert_eq!(l.tick(secs(112)), vec![(ks[0].clone(), 1)], "retried after `retry`");
+        assert_eq!(l.status().guard.map(|g| g.evicted_this_min), Some(2));
+        assert!(l.tick(secs(119)).is_empty(), "the cap (2 of 2) is spent until the minute ends at 120 s");
+    }
+
+    #[test]
+    fn a_reregistration_refreshes_the_lease_with_its_new_revision() {
+        let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
+        let (mut l, ks) = promoted(LessorConfig { guard: no_guard, ..cfg() }, 1);
+        l.on_applied(&[LeaseEvent::Registered { key: ks[0].clone(), revision: 9 }], secs(50));
+        assert!(l.tick(secs(140)).is_empty());
+        assert_eq!(l.tick(secs(141)), vec![(ks[0].clone(), 9)]);
+    }
+
+    #[test]
+    fn issue_3_a_leader_promoted_with_no_instance_evicts_in_its_first_minute() {
+        let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
+        let mut l = Lessor::new(LessorConfig { lease: secs(1), guard: no_guard, ..cfg() });
+        l.promote(secs(0), Vec::new());
+        let a = key("dev", "demo", "z1", "a");
+        l.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 2 }], secs(1));
+        assert!(l.tick(secs(2)).is_empty(), "lease not over yet");
+        assert_eq!(l.tick(secs(3)), vec![(a, 2)], "expired 1 s after its register, not after the first minute");
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(LessorConfig::default().validate(), Ok(()));
+        let bad = |f: fn(&mut LessorConfig)| {
+            let mut c = LessorConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        assert_eq!(bad(|c| c.lease = Duration::ZERO), Err(LessorConfigError::Zero("lease")));
+        assert_eq!(bad(|c| c.ceiling = secs(10)), Err(LessorConfigError::CeilingBelowLease));
+        assert_eq!(bad(|c| c.guard.ratio = 1.5), Err(LessorConfigError::Ratio("ratio")));
+        assert_eq!(bad(|c| c.guard.evict_rate = f64::NAN), Err(LessorConfigError::Ratio("evict rate")));
+        assert_eq!(bad(|c| c.max_batch = 0), Err(LessorConfigError::Zero("max batch")));
+    }
+}

@@ -1,0 +1,35 @@
+//! The registry domain: plain data and methods, no tokio, no sled, no clock (`now` is passed in).
+//!
+//! # Layout
+//! - `model`: the wire-shaped [`Instance`](model::Instance) and the tuple keys.
+//! - `command`: what a Raft entry carries ([`Batch`](command::Batch)) and what apply answers.
+//! - `store`: the replicated [`Registry`] (apps, zones, instances, cursors).
+//! - `apply`: deterministic `Registry::apply`, reporting changed apps and lease events.
+//! - `digest`: a stable fingerprint of the state, to compare replicas.
+//! - `view`: fetch / fetchs / fetch-all / polls answers, exact wire JSON.
+//! - `infra`: the servers as `infra.discovery`, synthesized from the Raft membership.
+//! - `lease`, `guard`, `lessor`: the leader's lease table, self-preservation, and the eviction step.
+//! - `error`: domain errors.
+
+pub mod apply;
+pub mod command;
+mod digest;
+pub mod error;
+pub mod guard;
+mod hash;
+pub mod infra;
+pub mod lease;
+pub mod lessor;
+pub mod model;
+pub mod store;
+pub mod view;
+
+pub use apply::{Applied, LeaseEvent};
+pub use error::RegistryError;
+pub use infra::{Member, Membership, INFRA_APPID};
+pub use lessor::{Lessor, LessorConfig, Renewal};
+pub use store::Registry;
+pub use view::{InstanceInfo, PollDecision, PollsAnswer, View};
+
+#[cfg(test)]
+mod testutil;

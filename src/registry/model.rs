@@ -1,0 +1,93 @@
+//! The registry's data: instances, their identities, and the per-app cursor.
+//!
+//! Invariants:
+//! - An instance is identified by the tuple [`InstanceKey`] (env, appid, zone, hostname); keys are never
+//!   concatenated strings, so ids containing `-` or `.` cannot collide.
+//! - Every field here is replicated: it is written only by `apply` from a committed Raft entry, so every
+//!   replica holds byte-identical values. Nothing here is read from a clock.
+//! - The JSON form of [`Instance`] is the wire shape of bilibili/discovery (spec §3.1): field order, integer
+//!   nanosecond timestamps, `metadata` as an object of strings or `null`, `addrs` an array or `null`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Instance status: ready to receive traffic.
+pub const STATUS_UP: u32 = 1;
+/// Instance status: intentionally out of traffic.
+pub const STATUS_WAITING: u32 = 2;
+
+/// Identity of one (appid, env) pair: the unit that owns a polling cursor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AppKey {
+    /// Deploy env, e.g. `dev`, `prod`.
+    pub env: String,
+    /// Service name, e.g. `main.arch.account-service`.
+    pub appid: String,
+}
+
+/// Identity of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceKey {
+    /// Deploy env.
+    pub env: String,
+    /// Service name.
+    pub appid: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Instance id inside (appid, env, zone).
+    pub hostname: String,
+}
+
+impl InstanceKey {
+    /// The app this instance belongs to.
+    pub fn app(&self) -> AppKey {
+        AppKey { env: self.env.clone(), appid: self.appid.clone() }
+    }
+}
+
+/// One registered instance, exactly as clients see it (spec §3.1). The registry keeps the Raft log index
+/// that last wrote it (its revision) beside it, not in it, so this struct is exactly the wire shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Region, as given at register (may be empty).
+    pub region: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Deploy env.
+    pub env: String,
+    /// Service name.
+    pub appid: String,
+    /// Instance id inside (appid, env, zone).
+    pub hostname: String,
+    /// `scheme://host:port` addresses; `None` renders as JSON `null`.
+    pub addrs: Option<Vec<String>>,
+    /// Free text.
+    pub version: String,
+    /// Free-form string map; `None` renders as JSON `null`.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// 1 = up, 2 = waiting.
+    pub status: u32,
+    /// Time of the last register (leader stamp, ns).
+    pub reg_timestamp: i64,
+    /// Time the instance last became up (ns).
+    pub up_timestamp: i64,
+    /// Time of the last register; renews are not replicated, so this is not the last renew (ns).
+    pub renew_timestamp: i64,
+    /// Version for conflict resolution (ns).
+    pub dirty_timestamp: i64,
+    /// Time of the last change to this instance (ns).
+    pub latest_timestamp: i64,
+}
+
+impl Instance {
+    /// The tuple identity of this instance.
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey {
+            env: self.env.clone(),
+            appid: self.appid.clone(),
+            zone: self.zone.clone(),
+            hostname: self.hostname.clone(),
+        }
+    }
+}
