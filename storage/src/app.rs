@@ -1,0 +1,18 @@
+//! The seam between the storage layer and the application it replicates.
+//!
+//! The application state lives in memory behind this trait. The storage layer calls it only from the
+//! state machine task (openraft serializes those calls), so the three methods never race each other
+//! from this side; the application still guards its state for its own concurrent readers.
+
+use openraft::{LogId, RaftTypeConfig};
+
+/// The in-memory application state that the replicated log drives. Implemented by the registry.
+pub trait Application<C: RaftTypeConfig>: Send + Sync + 'static {
+    /// Apply committed application commands in log order, one response per item. Must be deterministic:
+    /// no clock, no randomness.
+    fn apply(&self, entries: Vec<(LogId<C::NodeId>, C::D)>) -> Vec<C::R>;
+    /// Serialize the whole state (called in the state machine task, so it sees a consistent state).
+    fn snapshot(&self) -> Result<Vec<u8>, String>;
+    /// Replace the whole state with a snapshot's bytes (also wakes anything waiting on the state).
+    fn restore(&self, data: &[u8]) -> Result<(), String>;
+}

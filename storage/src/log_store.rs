@@ -1,0 +1,252 @@
+//! [`SledLogStore`]: openraft's log storage (entries, vote, committed, purged) in sled.
+//!
+//! Invariants:
+//! - Tree `logs` maps `index.to_be_bytes()` to the codec-encoded entry at that index; entries present
+//!   are consecutive, and every entry's own log id has the index of its key (checked on read).
+//! - `append` acknowledges (calls `LogFlushed`) and `save_vote` returns only once the write is durable
+//!   (flush + `fdatasync`, see `durable`). `committed` is not synced: losing its latest value only means
+//!   openraft re-applies a little less at start and learns the rest from the leader.
+//! - `purge` makes the new `last_purged` durable *before* deleting entries, so a crash in between
+//!   leaves only entries `<= last_purged`, which [`SledLogStore::get_log_state`] ignores and opening a
+//!   data dir deletes. The reverse order could leave a hole below the first entry that openraft would
+//!   take for the start of the log.
+//! - `truncate` is made durable before it returns, so no removed entry can reappear after a crash once
+//!   openraft has moved on.
+//!
+//! Blocking: sled inserts, removes and reads work on its in-memory page cache and are done inline;
+//! only the flush + fsync (milliseconds) runs on tokio's blocking pool. openraft 0.9 waits for each
+//! append's callback before its next log IO, so these syncs never overlap; if they did, callbacks would
+//! still be correct, because every sync covers all writes made before it started.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    AnyError, LogId, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec;
+use crate::durable::Durable;
+use crate::layout::{log_index, log_key, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+
+type StorageResult<T, C> = Result<T, StorageError<<C as RaftTypeConfig>::NodeId>>;
+type IoErrorFn<C> = fn(AnyError) -> StorageIOError<<C as RaftTypeConfig>::NodeId>;
+
+/// The Raft log and Raft metadata of one node, in the `logs` and `meta` trees of its sled db.
+///
+/// Cheap to clone (sled trees are reference counted); a clone is also the log reader that openraft's
+/// replication tasks use concurrently.
+pub struct SledLogStore<C: RaftTypeConfig> {
+    logs: sled::Tree,
+    meta: sled::Tree,
+    durable: Arc<Durable>,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C: RaftTypeConfig> Clone for SledLogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            logs: self.logs.clone(),
+            meta: self.meta.clone(),
+            durable: Arc::clone(&self.durable),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> SledLogStore<C> {
+    pub(crate) fn new(logs: sled::Tree, meta: sled::Tree, durable: Arc<Durable>) -> Self {
+        Self { logs, meta, durable, _config: PhantomData }
+    }
+
+    /// True if this node has never taken part in a cluster: no vote, no log entry, nothing purged.
+    /// The node uses it (or openraft's `is_initialized`) to decide whether to initialize a cluster.
+    pub fn is_fresh(&self) -> StorageResult<bool, C> {
+        let vote: Option<Vote<C::NodeId>> = self.read_meta(META_VOTE, "vote", StorageIOError::read_vote)?;
+        let purged: Option<LogId<C::NodeId>> =
+            self.read_meta(META_LAST_PURGED, "last purged log id", StorageIOError::read_logs)?;
+        Ok(vote.is_none() && purged.is_none() && self.logs.is_empty())
+    }
+
+    /// Delete entries left at or below `last_purged` by a crash in the middle of a purge. Called when
+    /// the data dir is opened. Not synced: a leftover that comes back is ignored again.
+    pub(crate) fn remove_purged_leftovers(&self) -> StorageResult<(), C> {
+        let purged: Option<LogId<C::NodeId>> =
+            self.read_meta(META_LAST_PURGED, "last purged log id", StorageIOError::read_logs)?;
+        if let Some(purged) = purged {
+            self.remove_range(..=log_key(purged.index))?;
+        }
+        Ok(())
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &[u8], what: &str, err: IoErrorFn<C>) -> StorageResult<Option<T>, C> {
+        let Some(bytes) = self.meta.get(key).map_err(|e| err(AnyError::new(&e)))? else {
+            return Ok(None);
+        };
+        let value = codec::decode(what, &bytes).map_err(|e| err(AnyError::new(&e)))?;
+        Ok(Some(value))
+    }
+
+    fn write_meta<T: Serialize>(&self, key: &[u8], what: &str, value: &T, err: IoErrorFn<C>) -> StorageResult<(), C> {
+        let bytes = codec::encode(what, value).map_err(|e| err(AnyError::new(&e)))?;
+        self.meta.insert(key, bytes).map_err(|e| err(AnyError::new(&e)))?;
+        Ok(())
+    }
+
+    /// Flush + fdatasync on the blocking pool, with io errors reported through `err`.
+    async fn sync(&self, err: IoErrorFn<C>) -> StorageResult<(), C> {
+        self.durable.sync_in_background().await.map_err(|e| err(AnyError::new(&e)))?;
+        Ok(())
+    }
+
+    fn remove_range<R: RangeBounds<[u8; 8]>>(&self, range: R) -> StorageResult<(), C> {
+        let mut batch = sled::Batch::default();
+        for key in self.logs.range(range).keys() {
+            batch.remove(key.map_err(|e| StorageIOError::write_logs(&e))?);
+        }
+        self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    fn decode_entry(&self, key: &[u8], value: &[u8]) -> StorageResult<C::Entry, C> {
+        let Some(index) = log_index(key) else {
+            let bad = AnyError::error(format!("log key {key:?} is not 8 bytes"));
+            return Err(StorageIOError::read_logs(bad).into());
+        };
+        let entry: C::Entry = codec::decode(format_args!("log entry {index}"), value)
+            .map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
+        if entry.get_log_id().index != index {
+            let bad = format!("log entry {index}: stored under index {index} but holds {}", entry.get_log_id());
+            return Err(StorageIOError::read_log_at_index(index, AnyError::error(bad)).into());
+        }
+        Ok(entry)
+    }
+
+    fn last_entry_id(&self) -> StorageResult<Option<LogId<C::NodeId>>, C> {
+        match self.logs.last().map_err(|e| StorageIOError::read_logs(&e))? {
+            None => Ok(None),
+            Some((key, value)) => Ok(Some(self.decode_entry(&key, &value)?.get_log_id().clone())),
+        }
+    }
+}
+
+/// `[start, end)` of a range of indexes, or `None` if it is empty.
+fn index_span<RB: RangeBounds<u64>>(range: &RB) -> Option<(u64, Option<u64>)> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.checked_add(1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    };
+    match end {
+        Some(end) if end <= start => None,
+        _ => Some((start, end)),
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for SledLogStore<C> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<C::Entry>, C> {
+        let Some((start, end)) = index_span(&range) else { return Ok(Vec::new()) };
+        let iter = match end {
+            Some(end) => self.logs.range(log_key(start)..log_key(end)),
+            None => self.logs.range(log_key(start)..),
+        };
+        let mut entries = Vec::new();
+        for item in iter {
+            let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            entries.push(self.decode_entry(&key, &value)?);
+        }
+        Ok(entries)
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<C>, C> {
+        let last_purged_log_id: Option<LogId<C::NodeId>> =
+            self.read_meta(META_LAST_PURGED, "last purged log id", StorageIOError::read_logs)?;
+        let last_entry = self.last_entry_id()?;
+        // Entries at or below last_purged are leftovers of an interrupted purge: they do not count.
+        let last_log_id = match (&last_entry, &last_purged_log_id) {
+            (Some(entry), Some(purged)) if entry.index <= purged.index => last_purged_log_id.clone(),
+            (None, _) => last_purged_log_id.clone(),
+            _ => last_entry,
+        };
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> StorageResult<(), C> {
+        self.write_meta(META_VOTE, "vote", vote, StorageIOError::write_vote)?;
+        self.sync(StorageIOError::write_vote).await
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<C::NodeId>>, C> {
+        self.read_meta(META_VOTE, "vote", StorageIOError::read_vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> StorageResult<(), C> {
+        match committed {
+            Some(id) => self.write_meta(META_COMMITTED, "committed log id", &id, StorageIOError::write_logs),
+            None => {
+                self.meta.remove(META_COMMITTED).map_err(|e| StorageIOError::write_logs(&e))?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<C::NodeId>>, C> {
+        self.read_meta(META_COMMITTED, "committed log id", StorageIOError::read_logs)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> StorageResult<(), C>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        // One batch: readers see all of these entries or none, so the log never shows a hole.
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let log_id = entry.get_log_id().clone();
+            let bytes = codec::encode(format_args!("log entry {}", log_id.index), &entry)
+                .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
+            batch.insert(&log_key(log_id.index), bytes);
+        }
+        self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+
+        // The entries are readable now; acknowledge them once durable, without blocking this task.
+        let durable = Arc::clone(&self.durable);
+        tokio::task::spawn_blocking(move || callback.log_io_completed(durable.sync()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> StorageResult<(), C> {
+        tracing::debug!(since = %log_id, "truncate log");
+        self.remove_range(log_key(log_id.index)..)?;
+        self.sync(StorageIOError::write_logs).await
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> StorageResult<(), C> {
+        tracing::debug!(upto = %log_id, "purge log");
+        // Record the purge durably first, then delete: see the module docs for why this order.
+        self.write_meta(META_LAST_PURGED, "last purged log id", &log_id, StorageIOError::write_logs)?;
+        self.sync(StorageIOError::write_logs).await?;
+        self.remove_range(..=log_key(log_id.index))
+    }
+}

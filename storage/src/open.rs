@@ -1,0 +1,232 @@
+//! Opening a node's data dir: [`open_storage`] and its [`OpenError`].
+//!
+//! Invariants:
+//! - A data dir belongs to one node: the first open records the node id and the schema version
+//!   (durably) and every later open checks them before touching anything, so a dir copied or mounted
+//!   under the wrong node, or written by a newer build, is refused rather than silently reused.
+//! - An initialized dir is never mistaken for a fresh one: sled reads a destroyed data file as an
+//!   empty database, so a marker file outside sled (see `marker`) witnesses the initialization.
+//! - One process at a time: sled takes an exclusive `flock` on `<dir>/db`. A held lock is reported as
+//!   [`OpenError::InUse`] after a short wait, because sled releases the lock a few milliseconds after
+//!   the last handle is dropped (its background threads finish first) and an in-process restart must
+//!   not fail on that.
+//! - Nothing here panics on a bad dir: sled's errors map to [`OpenError`], and a panic inside sled's
+//!   recovery code (it has internal asserts) is caught and reported as corruption.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{Entry, RaftTypeConfig};
+
+use crate::app::Application;
+use crate::codec::{self, SCHEMA_VERSION};
+use crate::durable::Durable;
+use crate::layout::{LOGS_TREE, META_NODE_ID, META_SCHEMA_VERSION, META_TREE, SNAPSHOT_TREE};
+use crate::log_store::SledLogStore;
+use crate::marker;
+use crate::snapshot::SnapshotStore;
+use crate::state_machine::StateMachineStore;
+
+/// How long to wait for sled's lock on the data dir before reporting it in use.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_RETRY_EVERY: Duration = Duration::from_millis(10);
+
+/// Why a data dir could not be opened. Every message names the dir.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process (or another open in this process) holds the data dir.
+    #[error("data dir {} is in use by another process", dir.display())]
+    InUse {
+        /// The data dir.
+        dir: PathBuf,
+    },
+    /// The data dir was written by a different node.
+    #[error("data dir {} belongs to node {found}, not to node {expected}; refusing to use it", dir.display())]
+    WrongNodeId {
+        /// The data dir.
+        dir: PathBuf,
+        /// The node id recorded in the dir.
+        found: String,
+        /// The node id this process runs as.
+        expected: String,
+    },
+    /// The data dir was written by a newer build with a storage format this build cannot read.
+    #[error(
+        "data dir {} has storage schema version {found}, newer than version {supported} that this build \
+         supports; run a newer build",
+        dir.display()
+    )]
+    NewerSchema {
+        /// The data dir.
+        dir: PathBuf,
+        /// The schema version recorded in the dir.
+        found: u8,
+        /// The newest schema version this build reads.
+        supported: u8,
+    },
+    /// The data dir's files cannot be read as a valid data dir.
+    #[error("data dir {} is unreadable or corrupt: {reason}", dir.display())]
+    Corrupt {
+        /// The data dir.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An I/O error other than corruption (permissions, disk full, ...).
+    #[error("data dir {}: {source}", dir.display())]
+    Io {
+        /// The data dir.
+        dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Open (or create) the data dir `dir` of node `node_id` and return its log store and its state
+/// machine, with `app` restored from the stored snapshot.
+///
+/// Blocking (file I/O, and up to a couple of seconds of waiting for a lock a previous owner is
+/// releasing): call it from a blocking context. Use [`SledLogStore::is_fresh`] to tell whether the node
+/// has never been part of a cluster.
+pub fn open_storage<C, A>(
+    dir: &Path,
+    node_id: C::NodeId,
+    app: Arc<A>,
+) -> Result<(SledLogStore<C>, StateMachineStore<C, A>), OpenError>
+where
+    C: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>, Entry = Entry<C>>,
+    C::R: Default,
+    A: Application<C>,
+{
+    let corrupt = |reason: String| OpenError::Corrupt { dir: dir.to_path_buf(), reason };
+    let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
+
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let db = open_db(dir)?;
+    let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error(dir, e));
+    let (logs, meta, snapshot) = (tree(LOGS_TREE)?, tree(META_TREE)?, tree(SNAPSHOT_TREE)?);
+    let durable = Arc::new(Durable::new(db.clone(), dir).map_err(io)?);
+
+    let identity = Identity { dir, meta: &meta };
+    let marked = marker::exists(dir).map_err(io)?;
+    match identity.check::<C>(&node_id)? {
+        Recorded::Yes if marked => {}
+        // Initialized, but the crash came before the marker was written: finish the job.
+        Recorded::Yes => marker::write(dir, &node_id, SCHEMA_VERSION).map_err(io)?,
+        Recorded::No if marked => {
+            let reason = format!("{} says it was initialized, but sled holds no node id", marker::MARKER_FILE);
+            return Err(corrupt(reason));
+        }
+        Recorded::No if !(logs.is_empty() && snapshot.is_empty() && meta.is_empty()) => {
+            // Raft data without an owner: not something we wrote (we record the owner first).
+            return Err(corrupt("it holds raft data but no node id".to_string()));
+        }
+        Recorded::No => {
+            identity.record::<C>(&node_id)?;
+            durable.sync().map_err(io)?;
+            durable.sync_dir_entries().map_err(io)?;
+            marker::write(dir, &node_id, SCHEMA_VERSION).map_err(io)?;
+            tracing::info!(dir = %dir.display(), node_id = %node_id, "initialized a new data dir");
+        }
+    }
+
+    let log_store = SledLogStore::new(logs, meta, Arc::clone(&durable));
+    log_store.remove_purged_leftovers().map_err(|e| corrupt(e.to_string()))?;
+    let state_machine =
+        StateMachineStore::open(SnapshotStore::new(snapshot, durable), app).map_err(|e| corrupt(e.to_string()))?;
+    Ok((log_store, state_machine))
+}
+
+/// Open sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.
+fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
+    let started = Instant::now();
+    loop {
+        let config = sled::Config::new().path(dir);
+        let opened = catch_unwind(AssertUnwindSafe(|| config.open())).map_err(|panic| OpenError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason: format!("sled panicked while recovering it: {}", panic_message(&*panic)),
+        })?;
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_error(&e) && started.elapsed() < LOCK_WAIT => std::thread::sleep(LOCK_RETRY_EVERY),
+            Err(e) => return Err(sled_error(dir, e)),
+        }
+    }
+}
+
+/// sled 0.34.7 reports a held lock as `Io(Other)` with this text (`Config::try_lock`).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::Other
+        && io.to_string().contains("could not acquire lock"))
+}
+
+fn sled_error(dir: &Path, e: sled::Error) -> OpenError {
+    let dir = dir.to_path_buf();
+    match e {
+        e if is_lock_error(&e) => OpenError::InUse { dir },
+        sled::Error::Io(source) => OpenError::Io { dir, source },
+        other => OpenError::Corrupt { dir, reason: other.to_string() },
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "unknown panic".to_string(),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Recorded {
+    Yes,
+    No,
+}
+
+/// The owner node id and schema version recorded in the `meta` tree.
+struct Identity<'a> {
+    dir: &'a Path,
+    meta: &'a sled::Tree,
+}
+
+impl Identity<'_> {
+    /// Check the recorded identity against ours, without writing anything. `Recorded::No` means none
+    /// is recorded yet.
+    fn check<C: RaftTypeConfig>(&self, node_id: &C::NodeId) -> Result<Recorded, OpenError> {
+        let dir = self.dir.to_path_buf();
+        let get = |key: &[u8]| self.meta.get(key).map_err(|e| sled_error(self.dir, e));
+        let (version, owner) = (get(META_SCHEMA_VERSION)?, get(META_NODE_ID)?);
+        // The version first: it says how to decode the node id.
+        match version.as_deref() {
+            None if owner.is_none() => return Ok(Recorded::No),
+            None => return Err(OpenError::Corrupt { dir, reason: "it has a node id but no schema version".into() }),
+            Some(&[found]) if found > SCHEMA_VERSION => {
+                return Err(OpenError::NewerSchema { dir, found, supported: SCHEMA_VERSION })
+            }
+            Some(&[SCHEMA_VERSION]) => {}
+            Some(other) => return Err(OpenError::Corrupt { dir, reason: format!("unknown schema version {other:?}") }),
+        }
+        let Some(owner) = owner else {
+            return Err(OpenError::Corrupt { dir, reason: "it has a schema version but no node id".into() });
+        };
+        let found: C::NodeId = codec::decode("node id", &owner)
+            .map_err(|e| OpenError::Corrupt { dir: dir.clone(), reason: e.to_string() })?;
+        if &found != node_id {
+            return Err(OpenError::WrongNodeId { dir, found: found.to_string(), expected: node_id.to_string() });
+        }
+        Ok(Recorded::Yes)
+    }
+
+    /// Record `node_id` and our schema version (not yet durable: the caller syncs).
+    fn record<C: RaftTypeConfig>(&self, node_id: &C::NodeId) -> Result<(), OpenError> {
+        let dir = self.dir.to_path_buf();
+        let owner = codec::encode("node id", node_id).map_err(|e| OpenError::Corrupt { dir, reason: e.to_string() })?;
+        let mut batch = sled::Batch::default();
+        batch.insert(META_SCHEMA_VERSION, &[SCHEMA_VERSION]);
+        batch.insert(META_NODE_ID, owner);
+        self.meta.apply_batch(batch).map_err(|e| sled_error(self.dir, e))
+    }
+}
