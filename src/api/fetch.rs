@@ -1,0 +1,56 @@
+//! `GET /discovery/fetch`, `/discovery/fetchs` and `/discovery/fetch/all`: answered from this node's
+//! applied state; `consistent=1` first makes the answer linearizable.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+
+use super::{ApiError, ArgFetch, ArgFetchs, Bind, Envelope};
+use crate::node::membership::current_membership;
+use crate::node::AppState;
+use crate::registry::model::Instance;
+use crate::registry::view::{InstanceInfo, View};
+
+/// Routes of this file.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/discovery/fetch", get(fetch))
+        .route("/discovery/fetchs", get(fetchs))
+        .route("/discovery/fetch/all", get(fetch_all))
+}
+
+async fn fetch(State(state): State<AppState>, Bind(arg): Bind<ArgFetch>) -> Result<Envelope<InstanceInfo>, ApiError> {
+    if arg.consistent {
+        linearize(&state).await?;
+    }
+    let membership = current_membership(&state.raft, &state.config);
+    let registry = state.registry.read();
+    View::new(&registry, &membership)
+        .fetch(&arg.env, &arg.appid, arg.zone.as_deref(), arg.status)
+        .map(Envelope::ok_data)
+        .ok_or_else(ApiError::not_found_null)
+}
+
+async fn fetchs(
+    State(state): State<AppState>,
+    Bind(arg): Bind<ArgFetchs>,
+) -> Result<Envelope<BTreeMap<String, InstanceInfo>>, ApiError> {
+    if arg.consistent {
+        linearize(&state).await?;
+    }
+    let membership = current_membership(&state.raft, &state.config);
+    let registry = state.registry.read();
+    let found = View::new(&registry, &membership).fetchs(&arg.env, &arg.appids, arg.zone.as_deref(), arg.status);
+    Ok(Envelope::ok_data(found))
+}
+
+async fn fetch_all(State(state): State<AppState>) -> Envelope<BTreeMap<String, Vec<Instance>>> {
+    Envelope::ok_data(state.registry.read().fetch_all())
+}
+
+/// Wait until this node's state reflects every write acknowledged before the call (read index).
+async fn linearize(state: &AppState) -> Result<(), ApiError> {
+    state.linearize().await.map_err(super::write::route_error)
+}

@@ -1,0 +1,26 @@
+//! The write path shared by register, cancel and set: route the command to the leader (see
+//! `node::routing`) and map what can go wrong to bilibili codes.
+
+use super::error::ApiError;
+use crate::node::routing::RouteError;
+use crate::node::AppState;
+use crate::registry::command::{Command, Outcome};
+
+/// Apply `command` through the leader and return apply's outcome for it.
+pub async fn submit(state: &AppState, command: Command) -> Result<Outcome, ApiError> {
+    state.write(command).await.map_err(route_error)
+}
+
+/// A routing failure as the client sees it: -503 for overload, -500 otherwise (never -404, which would
+/// make every SDK re-register at once).
+pub fn route_error(err: RouteError) -> ApiError {
+    match err {
+        RouteError::Overloaded => ApiError::Overload("too many pending writes, retry later".into()),
+        RouteError::NoLeader(_) => ApiError::ServerErr("no reachable leader; retry later".into()),
+        RouteError::Unknown(_) => {
+            ApiError::ServerErr("the write did not complete in time; its outcome is unknown, retry".into())
+        }
+        RouteError::NotMember => ApiError::ServerErr("this node is not a member of the cluster".into()),
+        RouteError::Unavailable(_) => ApiError::ServerErr("the registry is unavailable; retry later".into()),
+    }
+}

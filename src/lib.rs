@@ -1,0 +1,18 @@
+//! `discovery`: a service registry that speaks the bilibili/discovery HTTP API and keeps its state in a Raft
+//! state machine (openraft) persisted in sled.
+//!
+//! # Layout
+//! - `registry`: the domain (instances, cursors, commands, deterministic apply, leases, self-preservation).
+//! - `api`: the HTTP API of bilibili/discovery (binding, envelope, error codes, handlers).
+//! - `node`: wiring: storage, Raft, the write proposer, the lessor task, long-poll notification, routes.
+//! - `config`, `cli`, `duration`: the validated configuration and the command line that builds it.
+//! - `raft_types`: the openraft type configuration (entries carry `registry::command::Batch`).
+
+pub mod api;
+pub mod cli;
+pub mod cluster_cli;
+pub mod config;
+pub mod duration;
+pub mod node;
+pub mod raft_types;
+pub mod registry;

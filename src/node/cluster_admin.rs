@@ -1,0 +1,119 @@
+//! Run-time membership changes: `POST /admin/cluster/add` and `POST /admin/cluster/remove` (JSON bodies,
+//! behind the cluster token), executed on the leader.
+//!
+//! Invariants:
+//! - One change at a time per node: a second change while one runs gets 409 at once (openraft would
+//!   also refuse overlapping joint configurations; this gives the operator a clear message).
+//! - Add = learner first (blocking until it has caught up, by log or snapshot), then promotion to voter,
+//!   so a new member never weakens the quorum while it is still empty.
+//! - Remove drops the node from the membership entirely (voter and node), so it stops receiving the log.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use discovery_raft::ClusterNode;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+
+use super::admin::status_view;
+use super::AppState;
+
+/// Body of `/admin/cluster/add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMember {
+    /// Id of the node to add (as started with `--id`).
+    pub id: u64,
+    /// Its advertised address.
+    pub addr: String,
+    /// Its zone.
+    pub zone: String,
+}
+
+/// Body of `/admin/cluster/remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveMember {
+    /// Id of the node to remove.
+    pub id: u64,
+}
+
+/// Answer of both routes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeAnswer {
+    /// Whether the change was committed.
+    pub ok: bool,
+    /// What happened, for the operator.
+    pub message: String,
+}
+
+/// Routes of this file.
+pub fn cluster_routes() -> Router<AppState> {
+    Router::new().route("/admin/cluster/add", post(add)).route("/admin/cluster/remove", post(remove))
+}
+
+async fn add(State(state): State<AppState>, Json(req): Json<AddMember>) -> Response {
+    if req.id == 0 || req.addr.trim().is_empty() {
+        return answer(StatusCode::BAD_REQUEST, "id must be positive and addr non-empty".into());
+    }
+    let Ok(_change) = state.membership_change.try_lock() else {
+        return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
+    };
+    let node = ClusterNode { addr: req.addr.clone(), zone: req.zone.clone() };
+    if let Err(err) = state.raft.add_learner(req.id, node, true).await {
+        return change_failed(&state, "add learner", err);
+    }
+    tracing::info!(id = req.id, addr = %req.addr, "learner caught up; promoting to voter");
+    match state.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.id])), false).await {
+        Ok(resp) => {
+            tracing::info!(id = req.id, index = resp.log_id.index, "membership change: node added as voter");
+            answer(StatusCode::OK, format!("node {} at {} is a voter", req.id, req.addr))
+        }
+        Err(err) => change_failed(&state, "promote to voter", err),
+    }
+}
+
+async fn remove(State(state): State<AppState>, Json(req): Json<RemoveMember>) -> Response {
+    let Ok(_change) = state.membership_change.try_lock() else {
+        return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
+    };
+    let view = status_view(&state);
+    let Some(member) = view.membership.iter().find(|m| m.id == req.id) else {
+        return answer(StatusCode::NOT_FOUND, format!("node {} is not a member", req.id));
+    };
+    let ids = BTreeSet::from([req.id]);
+    let change = if member.voter { ChangeMembers::RemoveVoters(ids) } else { ChangeMembers::RemoveNodes(ids) };
+    match state.raft.change_membership(change, false).await {
+        Ok(resp) => {
+            tracing::info!(id = req.id, index = resp.log_id.index, "membership change: node removed");
+            answer(StatusCode::OK, format!("node {} removed", req.id))
+        }
+        Err(err) => change_failed(&state, "remove", err),
+    }
+}
+
+fn change_failed(state: &AppState, what: &str, err: RaftError<u64, ClientWriteError<u64, ClusterNode>>) -> Response {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(fwd)) => {
+            let leader = fwd.leader_node.map_or_else(|| "unknown".to_string(), |n| n.addr);
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not the leader; send the change to the leader at {leader}"),
+            )
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            answer(StatusCode::CONFLICT, format!("{what} refused: {e}"))
+        }
+        other => {
+            tracing::warn!(node = state.config.id, error = %other, "{what} failed");
+            answer(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed: {other}"))
+        }
+    }
+}
+
+fn answer(status: StatusCode, message: String) -> Response {
+    (status, Json(ChangeAnswer { ok: status == StatusCode::OK, message })).into_response()
+}

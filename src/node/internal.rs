@@ -1,0 +1,69 @@
+//! The leader's side of the internal routes (`/internal/*`, behind the cluster token): forwarded writes,
+//! forwarded renews and read-index requests. Each is executed locally and never forwarded again, so a
+//! request travels at most one hop.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::internal_wire::{
+    ReadIndexReply, RenewRequest, WriteReply, WriteRequest, READ_INDEX_PATH, RENEW_PATH, WRITE_PATH,
+};
+use super::proposer::ProposeError;
+use super::renewal::renew_local;
+use super::AppState;
+
+/// Routes of the internal API.
+pub fn internal_routes() -> Router<AppState> {
+    Router::new().route(WRITE_PATH, post(write)).route(RENEW_PATH, post(renew)).route(READ_INDEX_PATH, post(read_index))
+}
+
+async fn write(State(state): State<AppState>, body: Bytes) -> Response {
+    let request: WriteRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let is_member = state.raft.metrics().borrow().membership_config.membership().get_node(&request.from).is_some();
+    if !is_member {
+        return encode(&WriteReply::NotMember);
+    }
+    let reply = match state.proposer.propose(request.command).await {
+        Ok(committed) => WriteReply::Committed { outcome: committed.outcome, index: committed.index },
+        Err(ProposeError::NotLeader { leader }) => WriteReply::NotLeader { leader: leader.map(|(_, addr)| addr) },
+        Err(ProposeError::Overloaded) => WriteReply::Overloaded,
+        Err(err) => WriteReply::Failed(err.to_string()),
+    };
+    encode(&reply)
+}
+
+async fn renew(State(state): State<AppState>, body: Bytes) -> Response {
+    match decode::<RenewRequest>(&body) {
+        Ok(request) => encode(&request.keys.iter().map(|key| renew_local(&state, key)).collect::<Vec<_>>()),
+        Err(response) => *response,
+    }
+}
+
+async fn read_index(State(state): State<AppState>) -> Response {
+    let reply = match state.raft.ensure_linearizable().await {
+        Ok(log_id) => ReadIndexReply::Index(log_id.map_or(0, |id| id.index)),
+        Err(_) => ReadIndexReply::NotLeader,
+    };
+    encode(&reply)
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    discovery_raft::codec::decode(body)
+        .map_err(|e| Box::new((StatusCode::BAD_REQUEST, format!("bad internal request body: {e}")).into_response()))
+}
+
+fn encode<T: Serialize>(reply: &T) -> Response {
+    match discovery_raft::codec::encode(reply) {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode reply: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,176 @@
+//! The lessor task: runs the domain [`registry::lessor::Lessor`] on the leader only.
+//!
+//! Invariants:
+//! - Active only between a *confirmed* promotion (a linearizable read succeeded in this term) and the
+//!   first sign of lost leadership (role or term changed); followers never evict anything.
+//! - On promotion every instance gets `now + lease + grace` (+ a deterministic spread), so a leader
+//!   change never evicts instances whose renews went to the old leader during the election.
+//! - Evictions are proposed with `client_write` on this node (never forwarded): a deposed leader's
+//!   eviction fails. Apply is compare-and-delete on the revision, so a re-registered instance survives.
+//! - Time is `tokio::time::Instant` measured from the lessor's origin, so tests can pause and advance it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio_util::sync::CancellationToken;
+
+use super::proposer::now_ns;
+use super::state_machine::RegistryState;
+use crate::config::Config;
+use crate::raft_types::Raft;
+use crate::registry::command::{Batch, Command};
+use crate::registry::guard::GuardConfig;
+use crate::registry::lessor::{Lessor as DomainLessor, LessorConfig, LessorStatus, Renewal};
+use crate::registry::model::InstanceKey;
+
+/// The node's handle on the lease table.
+#[derive(Debug)]
+pub struct Lessor {
+    inner: Mutex<DomainLessor>,
+    origin: tokio::time::Instant,
+    evict_interval: Duration,
+}
+
+/// The domain settings derived from the node's configuration.
+pub fn lessor_config(config: &Config) -> LessorConfig {
+    // Grace covers the election plus the time clients need to find the new leader; at least 2 × the
+    // election timeout (DESIGN.md), and never less than a few seconds on a noisy machine.
+    let grace = (config.election_timeout() * 4).max(Duration::from_secs(4));
+    LessorConfig {
+        lease: config.lease,
+        grace,
+        spread: grace,
+        guard: GuardConfig { ratio: config.protect_threshold, ..GuardConfig::default() },
+        ..LessorConfig::default()
+    }
+}
+
+impl Lessor {
+    /// An inactive lessor.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            inner: Mutex::new(DomainLessor::new(lessor_config(config))),
+            origin: tokio::time::Instant::now(),
+            evict_interval: config.evict_interval,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DomainLessor> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Renew `key`'s lease: the leader's verdict (renews never enter the Raft log).
+    pub fn renew(&self, registry: &RegistryState, key: &InstanceKey) -> Renewal {
+        let now = self.now();
+        let mut lessor = self.lock();
+        // Registers applied since the last scan must be known before the renew is judged.
+        lessor.on_applied(&registry.drain_lease_events(), now);
+        lessor.renew(key, now)
+    }
+
+    /// The lessor's state, for status and metrics.
+    pub fn status(&self) -> LessorStatus {
+        self.lock().status()
+    }
+
+    fn promote(&self, registry: &RegistryState) {
+        registry.collect_leases(true);
+        let now = self.now();
+        let applied = registry.read();
+        let mut lessor = self.lock();
+        lessor.promote(now, applied.leases());
+        drop(applied);
+        // Events collected before the scan are already in it; replaying them only refreshes leases.
+        lessor.on_applied(&registry.drain_lease_events(), now);
+    }
+
+    fn demote(&self, registry: &RegistryState) {
+        registry.collect_leases(false);
+        self.lock().demote();
+    }
+
+    fn tick(&self, registry: &RegistryState) -> Vec<(InstanceKey, u64)> {
+        let now = self.now();
+        let mut lessor = self.lock();
+        lessor.on_applied(&registry.drain_lease_events(), now);
+        lessor.tick(now)
+    }
+}
+
+/// Run until `shutdown`: idle while follower, keep leases while leader.
+pub async fn run(lessor: Arc<Lessor>, raft: Raft, registry: Arc<RegistryState>, shutdown: CancellationToken) {
+    let mut metrics = raft.metrics();
+    loop {
+        // Wait to become leader.
+        let term = loop {
+            let (state, term) = {
+                let m = metrics.borrow_and_update();
+                (m.state, m.current_term)
+            };
+            if state == ServerState::Leader {
+                break term;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        };
+        // Confirm leadership before trusting it: a stale leader must not start evicting.
+        if raft.ensure_linearizable().await.is_err() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = metrics.changed() => continue,
+            }
+        }
+        lessor.promote(&registry);
+        tracing::info!(term, "lessor active: leader confirmed, leases granted the post-election grace");
+        let stopped = serve_term(&lessor, &raft, &registry, term, &mut metrics, &shutdown).await;
+        lessor.demote(&registry);
+        tracing::info!(term, "lessor stopped");
+        if stopped {
+            return;
+        }
+    }
+}
+
+/// Scan and evict while leader of `term`. Returns true when the node is shutting down.
+async fn serve_term(
+    lessor: &Lessor,
+    raft: &Raft,
+    registry: &RegistryState,
+    term: u64,
+    metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, discovery_raft::ClusterNode>>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut ticker = tokio::time::interval(lessor.evict_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return true,
+            changed = metrics.changed() => {
+                let m = metrics.borrow_and_update();
+                if changed.is_err() || m.state != ServerState::Leader || m.current_term != term {
+                    return changed.is_err();
+                }
+            }
+            _ = ticker.tick() => {
+                let victims = lessor.tick(registry);
+                if victims.is_empty() {
+                    continue;
+                }
+                let count = victims.len();
+                let batch = Batch { stamp_ns: now_ns(), commands: vec![Command::Evict(victims)] };
+                match raft.client_write(batch).await {
+                    Ok(resp) => tracing::info!(count, index = resp.log_id.index, "evicted expired instances"),
+                    // Not leader any more (or shutting down): the metrics watch ends this term.
+                    Err(err) => tracing::warn!(count, error = %err, "eviction not committed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Node wiring: open storage, start Raft, the proposer and the lessor, and serve every route on one
+//! listener. Thin plumbing around the registry domain.
+//!
+//! # Tasks (each tracked, each stops on the node's cancellation token)
+//! | task | owns | stops |
+//! |---|---|---|
+//! | HTTP server | the listener | graceful shutdown on cancel (in-flight requests finish) |
+//! | proposer | the write queue | cancel, or all handles dropped |
+//! | lessor | the leader's lease table | cancel; idles while not leader |
+//! | renew forwarder | the queue of renews bound for the leader | cancel |
+//! | membership watch | nothing (wakes `infra.discovery` polls) | cancel |
+//! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
+
+pub mod admin;
+pub mod change_hub;
+pub mod cluster_admin;
+pub mod forward;
+pub mod internal;
+pub mod internal_wire;
+pub mod lessor;
+pub mod membership;
+pub mod proposer;
+pub mod renewal;
+pub mod routing;
+pub mod state_machine;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use discovery_raft::ClusterNode;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::raft_types::{Raft, TypeConfig};
+use forward::Forwarder;
+use lessor::Lessor;
+use proposer::Proposer;
+use renewal::RenewForwarder;
+use state_machine::RegistryState;
+
+/// How long in-flight requests may take to finish once the node is stopping.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The Raft node.
+    pub raft: Raft,
+    /// The applied registry and its change notifications.
+    pub registry: Arc<RegistryState>,
+    /// The write batcher.
+    pub proposer: Proposer,
+    /// The leader's lease table (inactive on followers).
+    pub lessor: Arc<Lessor>,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Client for other members' internal routes.
+    pub forwarder: Forwarder,
+    /// Batches renews to the leader.
+    pub renewals: RenewForwarder,
+    /// Held while a membership change runs (one at a time).
+    pub membership_change: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled when the node stops: long polls answer -304 at once.
+    pub shutdown: CancellationToken,
+}
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The data dir could not be opened (wrong node, newer schema, corrupt, in use).
+    #[error(transparent)]
+    Storage(#[from] discovery_storage::OpenError),
+    /// openraft refused the configuration or failed.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A started node: its state, and the handle to stop it.
+pub struct RunningNode {
+    /// Shared state (for tests: raft, registry).
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    /// Stop accepting, finish in-flight requests (long polls answer -304 at once), stop the background
+    /// tasks, shut Raft down (which closes the stores; every acknowledged write is already durable).
+    pub async fn stop(mut self) -> Result<(), NodeError> {
+        self.shutdown.cancel();
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(joined) => joined.map_err(|e| NodeError::Raft(format!("server task: {e}")))?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing them");
+                self.server.abort();
+                Ok(())
+            }
+        };
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.state.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        served.map_err(NodeError::Serve)
+    }
+
+    /// A token that stops the node when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Start a node on an already bound listener (tests pass `127.0.0.1:0`).
+pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode, NodeError> {
+    let config = Arc::new(config);
+    let registry = Arc::new(RegistryState::default());
+    let dir = config.data_dir.clone();
+    let (log_store, sm_store) = {
+        let registry = Arc::clone(&registry);
+        let id = config.id;
+        tokio::task::spawn_blocking(move || discovery_storage::open_storage::<TypeConfig, _>(&dir, id, registry))
+            .await
+            .map_err(|e| NodeError::Raft(format!("storage open task: {e}")))??
+    };
+    let raft_config = config.openraft_config().map_err(|e| NodeError::Raft(e.to_string()))?;
+    let network = discovery_raft::HttpNetworkFactory::new(discovery_raft::NetworkConfig {
+        token: config.cluster_token.as_deref().map(Arc::from),
+        ..discovery_raft::NetworkConfig::default()
+    });
+    let raft = Raft::new(config.id, Arc::new(raft_config), network, log_store, sm_store)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    initialize_once(&raft, &config).await?;
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let (proposer, proposer_task) = Proposer::spawn(raft.clone(), config.election_timeout() * 2, shutdown.clone());
+    tasks.spawn(async move {
+        let _ = proposer_task.await;
+    });
+    let lessor = Arc::new(Lessor::new(&config));
+    tasks.spawn(lessor::run(Arc::clone(&lessor), raft.clone(), Arc::clone(&registry), shutdown.clone()));
+    tasks.spawn(membership::watch_membership(raft.clone(), Arc::clone(&registry), shutdown.clone()));
+
+    let forwarder = Forwarder::new(config.cluster_token.clone());
+    let (renewals, renew_queue) = RenewForwarder::channel();
+    let membership_change = Arc::default();
+    let state = AppState {
+        raft,
+        registry,
+        proposer,
+        lessor,
+        config,
+        forwarder,
+        renewals,
+        membership_change,
+        shutdown: shutdown.clone(),
+    };
+    tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
+    let app = router(state.clone());
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await
+    });
+    Ok(RunningNode { state, shutdown, tasks, server })
+}
+
+/// Start a node and run it until `signal` resolves, then stop it cleanly.
+pub async fn run(config: Config, listener: TcpListener, signal: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let node = start(config, listener).await?;
+    let token = node.shutdown_token();
+    tokio::select! {
+        _ = signal => {}
+        _ = token.cancelled() => {}
+    }
+    node.stop().await
+}
+
+/// Every route of a node on one router.
+pub fn router(state: AppState) -> Router {
+    let token = state.config.cluster_token.clone().map(Arc::<str>::from);
+    let internal = discovery_raft::require_token(
+        admin::admin_routes()
+            .merge(internal::internal_routes())
+            .merge(cluster_admin::cluster_routes())
+            .with_state(state.clone())
+            .merge(discovery_raft::raft_routes(state.raft.clone())),
+        token,
+    );
+    Router::new().merge(crate::api::routes()).merge(admin::health_routes()).with_state(state).merge(internal)
+}
+
+/// First start: without `--peers` the node initializes a one-node cluster (dev mode); with `--peers` the
+/// lowest id initializes the cluster with every peer and the others wait to be contacted. Only a node that
+/// has never been part of a cluster initializes: a restart finds its vote and log and simply rejoins.
+async fn initialize_once(raft: &Raft, config: &Config) -> Result<(), NodeError> {
+    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        // A lone voter need not wait out an election timeout to become leader again after a restart.
+        let sole_voter = {
+            let metrics = raft.metrics().borrow().clone();
+            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [config.id]
+        };
+        if sole_voter {
+            raft.trigger().elect().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+        return Ok(());
+    }
+    if config.join {
+        tracing::info!(addr = %config.addr, "waiting to be added to a cluster (discovery cluster add --node {})", config.addr);
+        return Ok(());
+    }
+    let members: BTreeMap<u64, ClusterNode> = if config.peers.is_empty() {
+        BTreeMap::from([(config.id, ClusterNode { addr: config.addr.clone(), zone: config.zone.clone() })])
+    } else {
+        if config.peers.keys().next() != Some(&config.id) {
+            tracing::info!(
+                "waiting to be contacted by the cluster (node {:?} initializes it)",
+                config.peers.keys().next()
+            );
+            return Ok(());
+        }
+        config
+            .peers
+            .iter()
+            .map(|(id, p)| {
+                let zone = p.zone.clone().unwrap_or_else(|| config.zone.clone());
+                (*id, ClusterNode { addr: p.addr.clone(), zone })
+            })
+            .collect()
+    };
+    tracing::info!(members = members.len(), "initializing a new cluster");
+    raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))
+}

@@ -1,0 +1,156 @@
+//! Write batching: commands that arrive together share one Raft entry.
+//!
+//! Invariants:
+//! - One `client_write` per batch; each caller gets the outcome of its own command, in order.
+//! - The batch is stamped once with the leader's wall clock (Unix ns) just before proposing; apply takes
+//!   all time from that stamp, never from its own clock.
+//! - A proposal is only made on this node: on a follower `client_write` fails with `ForwardToLeader` and
+//!   the callers learn who the leader is. (Forwarding to the leader is the caller's decision.)
+//! - A proposal that does not finish within `timeout` is reported as [`ProposeError::Timeout`]: its
+//!   outcome is *unknown* (it may still commit). Register, cancel and set are idempotent, so a client retry
+//!   is safe.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError, RaftError};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::raft_types::{NodeId, Raft};
+use crate::registry::command::{Batch, Command, Outcome};
+
+/// Most commands in one Raft entry.
+pub const MAX_BATCH: usize = 512;
+/// How long the first command of a batch waits for company.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+/// Queue length in front of the proposer; a full queue answers overload.
+pub const QUEUE_CAPACITY: usize = 8192;
+
+/// Why a command was not (known to be) applied.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum ProposeError {
+    /// This node is not the leader.
+    #[error("not the leader; leader is {leader:?}")]
+    NotLeader {
+        /// The leader's id and advertised address, if known.
+        leader: Option<(NodeId, String)>,
+    },
+    /// The proposal did not complete in time; it may or may not have been applied.
+    #[error("the write did not complete within {0:?}; its outcome is unknown")]
+    Timeout(Duration),
+    /// Too many writes are queued.
+    #[error("too many pending writes")]
+    Overloaded,
+    /// Raft is shutting down or failed.
+    #[error("raft unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A command's outcome and the log index of the entry that carried it (a follower that forwarded the
+/// command waits until it has applied this index before answering: read-your-writes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// What apply answered for this command.
+    pub outcome: Outcome,
+    /// Log index of the entry.
+    pub index: u64,
+}
+
+struct Pending {
+    command: Command,
+    reply: oneshot::Sender<Result<Committed, ProposeError>>,
+}
+
+/// Handle to the batching task. Cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    /// Start the batching task; it stops when `shutdown` is cancelled or every handle is dropped.
+    pub fn spawn(raft: Raft, timeout: Duration, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let task = tokio::spawn(run(raft, rx, timeout, shutdown));
+        (Self { tx }, task)
+    }
+
+    /// Propose one command and wait for its outcome.
+    pub async fn propose(&self, command: Command) -> Result<Committed, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.try_send(Pending { command, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => ProposeError::Unavailable("shutting down".into()),
+        })?;
+        rx.await.unwrap_or_else(|_| Err(ProposeError::Unavailable("shutting down".into())))
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, timeout: Duration, shutdown: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = rx.recv() => match next { Some(p) => p, None => return },
+        };
+        let batch = collect(first, &mut rx).await;
+        propose_batch(&raft, batch, timeout).await;
+    }
+}
+
+/// Take the first command plus whatever arrives within the batch window, up to `MAX_BATCH`.
+async fn collect(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> Vec<Pending> {
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(p)) => batch.push(p),
+                _ => break,
+            },
+        }
+    }
+    batch
+}
+
+async fn propose_batch(raft: &Raft, batch: Vec<Pending>, timeout: Duration) {
+    let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let entry = Batch { stamp_ns: now_ns(), commands };
+    let result = match tokio::time::timeout(timeout, raft.client_write(entry)).await {
+        Err(_) => Err(ProposeError::Timeout(timeout)),
+        Ok(Ok(resp)) => Ok((resp.data.outcomes, resp.log_id.index)),
+        Ok(Err(err)) => Err(classify(err)),
+    };
+    match result {
+        Ok((outcomes, index)) => {
+            let mut outcomes = outcomes.into_iter();
+            for reply in replies {
+                let outcome = outcomes
+                    .next()
+                    .map(|outcome| Committed { outcome, index })
+                    .ok_or_else(|| ProposeError::Unavailable("apply returned too few outcomes".into()));
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(err) => {
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+fn classify(err: RaftError<NodeId, ClientWriteError<NodeId, discovery_raft::ClusterNode>>) -> ProposeError {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(fwd)) => {
+            ProposeError::NotLeader { leader: fwd.leader_id.zip(fwd.leader_node.map(|n| n.addr)) }
+        }
+        other => ProposeError::Unavailable(other.to_string()),
+    }
+}
+
+/// The leader's wall clock in Unix nanoseconds (saturating; a clock before 1970 reads as 0).
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)).unwrap_or(0)
+}

@@ -1,0 +1,118 @@
+//! Renews: judged by the leader's lessor, never written to the Raft log. A follower forwards the renews it
+//! receives to the leader in small batches and answers each client with the leader's verdict; with no
+//! reachable leader the verdict is "not the leader" (-500), never -404, which would make every client
+//! re-register at once.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::forward::{leader, next_leader, ForwardError, LeaderHint};
+use super::internal_wire::{RenewReply, RenewRequest, RENEW_PATH};
+use super::AppState;
+use crate::registry::lessor::Renewal;
+use crate::registry::model::InstanceKey;
+
+/// Most renews in one forwarded batch.
+pub const MAX_RENEW_BATCH: usize = 256;
+/// How long the first renew of a batch waits for company.
+pub const RENEW_WINDOW: Duration = Duration::from_millis(2);
+/// Queue length in front of the renew forwarder.
+pub const RENEW_QUEUE: usize = 16_384;
+
+/// The verdict of this node's lessor on one renew (only meaningful on the leader).
+pub fn renew_local(state: &AppState, key: &InstanceKey) -> RenewReply {
+    match state.lessor.renew(&state.registry, key) {
+        Renewal::NotLeader => RenewReply::NotLeader,
+        Renewal::Renewed | Renewal::Unknown => {
+            let registry = state.registry.read();
+            match registry.get(key) {
+                Some(stored) => RenewReply::Renewed(Box::new(stored.instance.clone())),
+                None => RenewReply::Unknown { zone_known: registry.zone(&key.env, &key.appid, &key.zone).is_some() },
+            }
+        }
+    }
+}
+
+type Pending = (InstanceKey, oneshot::Sender<RenewReply>);
+
+/// Handle to the batching renew task. Cheap to clone.
+#[derive(Clone)]
+pub struct RenewForwarder {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl RenewForwarder {
+    /// A forwarder whose task is started by [`RenewForwarder::run`].
+    pub fn channel() -> (Self, mpsc::Receiver<Pending>) {
+        let (tx, rx) = mpsc::channel(RENEW_QUEUE);
+        (Self { tx }, rx)
+    }
+
+    /// Renew through the leader (locally when this node leads).
+    pub async fn renew(&self, key: InstanceKey) -> RenewReply {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.try_send((key, reply)).is_err() {
+            return RenewReply::NotLeader;
+        }
+        rx.await.unwrap_or(RenewReply::NotLeader)
+    }
+
+    /// The batching loop: collect renews for a moment, send them to the leader as one request.
+    pub async fn run(state: AppState, mut rx: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = rx.recv() => match next { Some(p) => p, None => return },
+            };
+            let mut batch = vec![first];
+            let window = Instant::now() + RENEW_WINDOW;
+            while batch.len() < MAX_RENEW_BATCH {
+                match tokio::time::timeout_at(window, rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    _ => break,
+                }
+            }
+            let (keys, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let verdicts = renew_batch(&state, keys).await;
+            for (reply, verdict) in replies.into_iter().zip(verdicts) {
+                let _ = reply.send(verdict);
+            }
+        }
+    }
+}
+
+async fn renew_batch(state: &AppState, keys: Vec<InstanceKey>) -> Vec<RenewReply> {
+    let deadline = Instant::now() + state.leader_budget();
+    let not_leader = |n: usize| vec![RenewReply::NotLeader; n];
+    let Ok(mut hint) = leader(&state.raft, deadline).await else { return not_leader(keys.len()) };
+    loop {
+        let stale = hint.clone();
+        match &hint {
+            LeaderHint::Me => {
+                let verdicts: Vec<RenewReply> = keys.iter().map(|k| renew_local(state, k)).collect();
+                // A lessor not yet active (leadership not confirmed) says NotLeader: that is the answer.
+                return verdicts;
+            }
+            LeaderHint::Other(addr) => {
+                let request = RenewRequest { keys: keys.clone() };
+                match state.forwarder.call::<_, Vec<RenewReply>>(addr, RENEW_PATH, &request, deadline).await {
+                    Ok(verdicts) if verdicts.len() == keys.len() => {
+                        if !verdicts.iter().all(|v| *v == RenewReply::NotLeader) {
+                            return verdicts;
+                        }
+                    }
+                    Ok(_) => return not_leader(keys.len()),
+                    Err(ForwardError::Unreachable(_)) => {}
+                    Err(_) => return not_leader(keys.len()),
+                }
+            }
+        }
+        match next_leader(&state.raft, &stale, deadline).await {
+            Ok(next) => hint = next,
+            Err(_) => return not_leader(keys.len()),
+        }
+    }
+}

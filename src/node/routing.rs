@@ -1,0 +1,149 @@
+//! Any node, any call: writes, renews and consistent reads go to the leader, locally when this node is
+//! the leader, over the internal routes otherwise.
+//!
+//! Invariants:
+//! - A write forwarded to the leader is answered only after *this* node applied its entry, so a client
+//!   reads its own writes on the node that acknowledged them.
+//! - A node that is not (or no longer) a member of the cluster refuses writes instead of forwarding them.
+//! - Every operation ends within its budget (2 × the election timeout to find and use a leader); an
+//!   operation whose request reached a leader but got no answer is reported as of unknown outcome.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::forward::{leader, next_leader, ForwardError, LeaderHint};
+use super::internal_wire::{ReadIndexReply, WriteReply, WriteRequest, READ_INDEX_PATH, WRITE_PATH};
+use super::proposer::ProposeError;
+use super::AppState;
+use crate::registry::command::{Command, Outcome};
+
+/// Extra time a forwarding node waits to apply the entry of its own acknowledged write.
+pub const APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an operation could not be done.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RouteError {
+    /// No leader could be found or reached in time.
+    #[error("no reachable leader: {0}")]
+    NoLeader(String),
+    /// The request reached a leader but its outcome is unknown.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// Too many pending writes.
+    #[error("overloaded")]
+    Overloaded,
+    /// This node is not a member of the cluster.
+    #[error("this node is not a member of the cluster")]
+    NotMember,
+    /// Raft failed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<ForwardError> for RouteError {
+    fn from(err: ForwardError) -> Self {
+        match err {
+            ForwardError::Timeout(_) => RouteError::Unknown(err.to_string()),
+            ForwardError::BadReply(_) => RouteError::Unavailable(err.to_string()),
+            ForwardError::NoLeader | ForwardError::Unreachable(_) => RouteError::NoLeader(err.to_string()),
+        }
+    }
+}
+
+impl AppState {
+    /// Time allowed to find and use a leader.
+    pub fn leader_budget(&self) -> Duration {
+        self.config.election_timeout() * 2
+    }
+
+    fn is_member(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.membership().get_node(&metrics.id).is_some()
+    }
+
+    /// Apply `command` through the leader and return its outcome.
+    pub async fn write(&self, command: Command) -> Result<Outcome, RouteError> {
+        if !self.is_member() {
+            return Err(RouteError::NotMember);
+        }
+        let deadline = Instant::now() + self.leader_budget();
+        let mut hint = leader(&self.raft, deadline).await?;
+        loop {
+            let stale = hint.clone();
+            match &hint {
+                LeaderHint::Me => match tokio::time::timeout_at(deadline, self.proposer.propose(command.clone())).await
+                {
+                    Err(_) => return Err(RouteError::Unknown("the write did not commit in time".into())),
+                    Ok(Ok(committed)) => return Ok(committed.outcome),
+                    Ok(Err(ProposeError::NotLeader { .. })) => {}
+                    Ok(Err(ProposeError::Overloaded)) => return Err(RouteError::Overloaded),
+                    Ok(Err(err @ ProposeError::Timeout(_))) => return Err(RouteError::Unknown(err.to_string())),
+                    Ok(Err(err @ ProposeError::Unavailable(_))) => {
+                        return Err(RouteError::Unavailable(err.to_string()))
+                    }
+                },
+                LeaderHint::Other(addr) => {
+                    let request = WriteRequest { command: command.clone(), from: self.config.id };
+                    match self.forwarder.call::<_, WriteReply>(addr, WRITE_PATH, &request, deadline).await {
+                        Ok(WriteReply::Committed { outcome, index }) => {
+                            self.wait_applied(index).await;
+                            return Ok(outcome);
+                        }
+                        Ok(WriteReply::NotLeader { .. }) | Err(ForwardError::Unreachable(_)) => {}
+                        Ok(WriteReply::Overloaded) => return Err(RouteError::Overloaded),
+                        Ok(WriteReply::NotMember) => return Err(RouteError::NotMember),
+                        Ok(WriteReply::Failed(reason)) => return Err(RouteError::Unavailable(reason)),
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            }
+            hint = next_leader(&self.raft, &stale, deadline).await?;
+        }
+    }
+
+    /// Wait until everything acknowledged before this call is applied here (read index from the leader).
+    pub async fn linearize(&self) -> Result<(), RouteError> {
+        let deadline = Instant::now() + self.leader_budget();
+        let mut hint = leader(&self.raft, deadline).await?;
+        loop {
+            let stale = hint.clone();
+            match &hint {
+                LeaderHint::Me => match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
+                    Err(_) => return Err(RouteError::NoLeader("leadership could not be confirmed in time".into())),
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(openraft::error::RaftError::APIError(_))) => {}
+                    Ok(Err(err)) => return Err(RouteError::Unavailable(err.to_string())),
+                },
+                LeaderHint::Other(addr) => {
+                    match self.forwarder.call::<_, ReadIndexReply>(addr, READ_INDEX_PATH, &(), deadline).await {
+                        Ok(ReadIndexReply::Index(index)) => {
+                            return if self.wait_applied_until(index, deadline + APPLY_WAIT).await {
+                                Ok(())
+                            } else {
+                                Err(RouteError::Unavailable("this node could not catch up in time".into()))
+                            };
+                        }
+                        Ok(ReadIndexReply::NotLeader) | Err(ForwardError::Unreachable(_)) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            }
+            hint = next_leader(&self.raft, &stale, deadline).await?;
+        }
+    }
+
+    /// Wait (bounded) until this node applied `index`. A write acknowledged by the leader is answered
+    /// even if this node is slow to apply it; it then only misses read-your-writes, never the write.
+    async fn wait_applied(&self, index: u64) {
+        if !self.wait_applied_until(index, Instant::now() + APPLY_WAIT).await {
+            tracing::warn!(index, "acknowledged a forwarded write before applying it locally");
+        }
+    }
+
+    async fn wait_applied_until(&self, index: u64, deadline: Instant) -> bool {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "read your writes").await.is_ok()
+    }
+}

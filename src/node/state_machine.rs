@@ -1,0 +1,121 @@
+//! The registry as the storage layer's `Application`: apply committed batches to the in-memory
+//! [`Registry`], build and restore snapshots, and wake long polls.
+//!
+//! Invariants:
+//! - The registry is behind a std `RwLock` held only for short, synchronous sections (never across an
+//!   `.await`): apply takes the write lock once per group of entries, readers take the read lock to build
+//!   an answer and release it before any I/O.
+//! - Pollers are woken after the write lock is released, only for apps whose cursor moved; a snapshot
+//!   install wakes every poller.
+//! - Lease events are collected only while this node's lessor asks for them (it is the leader).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::LogId;
+use tokio::sync::watch;
+
+use super::change_hub::ChangeHub;
+use crate::raft_types::{NodeId, TypeConfig};
+use crate::registry::apply::LeaseEvent;
+use crate::registry::command::{Batch, BatchResult};
+use crate::registry::store::Registry;
+
+/// The applied registry of one node, shared by apply, the HTTP handlers and the lessor.
+#[derive(Debug)]
+pub struct RegistryState {
+    registry: RwLock<Registry>,
+    hub: Arc<ChangeHub>,
+    applied: watch::Sender<u64>,
+    collect_leases: AtomicBool,
+    lease_events: Mutex<Vec<LeaseEvent>>,
+}
+
+impl Default for RegistryState {
+    fn default() -> Self {
+        Self {
+            registry: RwLock::default(),
+            hub: Arc::default(),
+            applied: watch::channel(0).0,
+            collect_leases: AtomicBool::new(false),
+            lease_events: Mutex::default(),
+        }
+    }
+}
+
+impl RegistryState {
+    /// Read access to the applied registry. Do not hold it across an `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        // Poisoning means a panic while applying; the data is still the last consistent batch boundary
+        // at worst, and refusing every read forever would be worse.
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The long-poll change channels.
+    pub fn hub(&self) -> &Arc<ChangeHub> {
+        &self.hub
+    }
+
+    /// Index of the last applied entry, observable (for read-your-writes waits).
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Start or stop collecting lease events (the lessor does this on promotion and demotion).
+    pub fn collect_leases(&self, on: bool) {
+        self.collect_leases.store(on, Ordering::SeqCst);
+        if !on {
+            self.lease_events().clear();
+        }
+    }
+
+    /// Take the lease events collected since the last call.
+    pub fn drain_lease_events(&self) -> Vec<LeaseEvent> {
+        std::mem::take(&mut *self.lease_events())
+    }
+
+    fn lease_events(&self) -> std::sync::MutexGuard<'_, Vec<LeaseEvent>> {
+        self.lease_events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl discovery_storage::Application<TypeConfig> for RegistryState {
+    fn apply(&self, entries: Vec<(LogId<NodeId>, Batch)>) -> Vec<BatchResult> {
+        let Some(last) = entries.last().map(|(id, _)| id.index) else { return Vec::new() };
+        let mut results = Vec::with_capacity(entries.len());
+        let mut changed = std::collections::BTreeSet::new();
+        let mut leases = Vec::new();
+        {
+            let mut registry = self.write();
+            for (log_id, batch) in &entries {
+                let applied = registry.apply(log_id.index, batch);
+                results.push(applied.result);
+                changed.extend(applied.changed);
+                leases.extend(applied.leases);
+            }
+        }
+        if self.collect_leases.load(Ordering::SeqCst) && !leases.is_empty() {
+            self.lease_events().extend(leases);
+        }
+        self.applied.send_replace(last);
+        self.hub.notify(&changed);
+        results
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        bincode::serde::encode_to_vec(&*self.read(), bincode::config::standard()).map_err(|e| e.to_string())
+    }
+
+    fn restore(&self, data: &[u8]) -> Result<(), String> {
+        let (registry, _): (Registry, usize) =
+            bincode::serde::decode_from_slice(data, bincode::config::standard()).map_err(|e| e.to_string())?;
+        *self.write() = registry;
+        // The lessor rebuilds from the registry on its next tick; stale events would only extend leases.
+        self.hub.notify_all();
+        Ok(())
+    }
+}
