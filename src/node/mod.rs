@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::Router;
 use discovery_raft::ClusterNode;
 use thiserror::Error;
@@ -194,7 +195,14 @@ pub fn router(state: AppState) -> Router {
             .merge(discovery_raft::raft_routes(state.raft.clone())),
         token,
     );
-    Router::new().merge(crate::api::routes()).merge(admin::health_routes()).with_state(state).merge(internal)
+    Router::new()
+        .merge(crate::api::routes())
+        .merge(admin::health_routes())
+        .with_state(state)
+        .merge(internal)
+        // The original's framework answers these in plain text (spec §1.1).
+        .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
 }
 
 /// First start: without `--peers` the node initializes a one-node cluster (dev mode); with `--peers` the
