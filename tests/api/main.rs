@@ -5,8 +5,10 @@
 //! - `polls`: long polls: immediate answers, -304, wake-ups and their latency, waiter bookkeeping.
 //! - `leases`: eviction after the lease, renews, self-preservation, restart grace.
 //! - `sdk`: what the Go `naming` SDK does, step by step (spec §5.1, §5.2).
+//! - `batching`: concurrent writes share Raft entries, each caller gets its own outcome.
 //! - `fuzz`: random requests at every route: never 5xx, never a panic, always a JSON envelope.
 
+mod batching;
 mod contract;
 mod fuzz;
 mod leases;
