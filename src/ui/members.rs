@@ -1,0 +1,77 @@
+//! The members table: this node's view of the membership, completed by each member's own `/admin/status`.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use crate::node::admin::{status_view, StatusView};
+use crate::node::AppState;
+
+/// How long the page waits for another member's status.
+const MEMBER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One row of the members table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// Node id.
+    pub id: u64,
+    /// Advertised address.
+    pub addr: String,
+    /// Zone.
+    pub zone: String,
+    /// Role as the member reports it (or "unreachable").
+    pub role: String,
+    /// Its last applied index, if it answered.
+    pub applied: Option<u64>,
+    /// Healthy: it answered and knows a leader.
+    pub healthy: bool,
+    /// Health text.
+    pub health: String,
+}
+
+/// Every member of this node's membership with its own view of itself.
+pub async fn member_rows(state: &AppState) -> Vec<MemberRow> {
+    let me = status_view(state);
+    let client = reqwest::Client::builder().timeout(MEMBER_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new());
+    let asks = me.membership.iter().map(|m| {
+        let client = client.clone();
+        let me = &me;
+        let token = state.config.cluster_token.clone();
+        async move {
+            let view = if m.id == me.id { Some(me.clone()) } else { ask(&client, &m.addr, token.as_deref()).await };
+            row(m.id, &m.addr, &m.zone, view)
+        }
+    });
+    join_all(asks).await
+}
+
+async fn ask(client: &reqwest::Client, addr: &str, token: Option<&str>) -> Option<StatusView> {
+    let mut request = client.get(format!("http://{addr}/admin/status"));
+    if let Some(token) = token {
+        request = request.header(discovery_raft::TOKEN_HEADER, token);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
+fn row(id: u64, addr: &str, zone: &str, view: Option<StatusView>) -> MemberRow {
+    match view {
+        Some(v) => MemberRow {
+            id,
+            addr: addr.to_string(),
+            zone: zone.to_string(),
+            role: v.role.clone(),
+            applied: v.last_applied,
+            healthy: v.leader.is_some(),
+            health: if v.leader.is_some() { "ok".into() } else { "no leader".into() },
+        },
+        None => MemberRow {
+            id,
+            addr: addr.to_string(),
+            zone: zone.to_string(),
+            role: "unreachable".into(),
+            applied: None,
+            healthy: false,
+            health: "unreachable".into(),
+        },
+    }
+}
