@@ -71,7 +71,20 @@ impl Admin {
         response.json().await.map_err(|e| format!("bad answer from {addr}{path}: {e}"))
     }
 
+    /// The leader's address as `server` sees it, retried for a few seconds: right after an election or a
+    /// leader's removal the members may briefly name no leader, or one that is no longer a member.
     async fn leader(&self, server: &str) -> Result<String, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.leader_once(server).await {
+                Ok(addr) => return Ok(addr),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn leader_once(&self, server: &str) -> Result<String, String> {
         let status: StatusView = self.get(server, "/admin/status").await?;
         let leader = status.leader.ok_or_else(|| format!("{server} knows no leader; retry later"))?;
         status

@@ -4,8 +4,9 @@
 //! Invariants:
 //! - One change at a time per node: a second change while one runs gets 409 at once (openraft would
 //!   also refuse overlapping joint configurations; this gives the operator a clear message).
-//! - Add = learner first (blocking until it has caught up, by log or snapshot), then promotion to voter,
-//!   so a new member never weakens the quorum while it is still empty.
+//! - Add = learner first, then wait until the leader has replicated to it the entry that added it (by log
+//!   or snapshot), then promotion to voter: a new member never weakens the quorum while it is empty or
+//!   unreachable. A learner that does not catch up within `CATCH_UP_TIMEOUT` is removed again.
 //! - Remove drops the node from the membership entirely (voter and node), so it stops receiving the log.
 
 use std::collections::BTreeSet;
@@ -63,8 +64,25 @@ async fn add(State(state): State<AppState>, Json(req): Json<AddMember>) -> Respo
         return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
     };
     let node = ClusterNode { addr: req.addr.clone(), zone: req.zone.clone() };
-    if let Err(err) = state.raft.add_learner(req.id, node, true).await {
-        return change_failed(&state, "add learner", err);
+    // Not openraft's blocking add: it deems a learner caught up while its lag is under
+    // `replication_lag_threshold` (5000 entries), i.e. at once in a young cluster, even if unreachable.
+    let added = match state.raft.add_learner(req.id, node, false).await {
+        Ok(resp) => resp.log_id.index,
+        Err(err) => return change_failed(&state, "add learner", err),
+    };
+    if !learner_caught_up(&state, req.id, added).await {
+        // Take the learner out again so a typo does not leave a node the leader keeps replicating to.
+        let ids = BTreeSet::from([req.id]);
+        if let Err(err) = state.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await {
+            tracing::warn!(id = req.id, error = %err, "could not remove the learner that did not catch up");
+        }
+        return answer(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "node {} at {} did not catch up within {CATCH_UP_TIMEOUT:?} (is it running with --join and reachable?); it was not added",
+                req.id, req.addr
+            ),
+        );
     }
     tracing::info!(id = req.id, addr = %req.addr, "learner caught up; promoting to voter");
     match state.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.id])), false).await {
@@ -93,6 +111,26 @@ async fn remove(State(state): State<AppState>, Json(req): Json<RemoveMember>) ->
         }
         Err(err) => change_failed(&state, "remove", err),
     }
+}
+
+/// How long a new learner may take to replicate the log (or install a snapshot) before the add gives up.
+pub const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Wait until the leader has replicated to `id` at least up to `index` (the entry that added it).
+async fn learner_caught_up(state: &AppState, id: u64, index: u64) -> bool {
+    state
+        .raft
+        .wait(Some(CATCH_UP_TIMEOUT))
+        .metrics(
+            |m| {
+                m.replication.as_ref().and_then(|r| r.get(&id)).is_some_and(|matched| {
+                    matched.is_some_and(|log_id| log_id.index >= index)
+                })
+            },
+            "learner caught up",
+        )
+        .await
+        .is_ok()
 }
 
 fn change_failed(state: &AppState, what: &str, err: RaftError<u64, ClientWriteError<u64, ClusterNode>>) -> Response {
