@@ -1,0 +1,95 @@
+//! A node left alone (the two others, leader included, paused with SIGSTOP) refuses writes quickly with
+//! -500, keeps serving reads from its applied state, and the cluster recovers once the others resume.
+
+use std::time::{Duration, Instant};
+
+use crate::api::{self, Inst};
+use crate::harness::TestCluster;
+
+const T: Duration = Duration::from_secs(10);
+/// 2 × the election timeout (1 s max) is the contract; allow a little scheduling noise on top.
+const WRITE_REFUSAL_BUDGET: Duration = Duration::from_secs(3);
+const APPID: &str = "minority.app";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_after_sigstop_two_of_three() {
+    let mut cluster = TestCluster::start(3, &["--lease", "10m"]).await;
+    let c = cluster.client.clone();
+    let leader = cluster.wait_for_leader(T).await;
+    let before: Vec<String> = (0..5).map(|k| format!("before-{k}")).collect();
+    for host in &before {
+        let answer =
+            api::register(&c, &cluster.base(leader), &Inst::new(APPID, host.as_str()), T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "{answer}");
+    }
+    cluster.wait_converged(T).await;
+
+    let others = cluster.others(leader);
+    let (alone, paused) = (others[0], others[1]);
+    cluster.sigstop(leader);
+    cluster.sigstop(paused);
+    let base = cluster.base(alone);
+
+    let mut latencies = Vec::new();
+    for k in 0..5 {
+        let started = Instant::now();
+        let answer = api::register(&c, &base, &Inst::new(APPID, format!("during-{k}")), T).await;
+        let took = started.elapsed();
+        latencies.push(took);
+        let body =
+            answer.unwrap_or_else(|e| panic!("write #{k} on the minority node got no answer after {took:?}: {e}"));
+        assert_eq!(api::code(&body), -500, "write #{k} on the minority node: {body}");
+        assert!(
+            took <= WRITE_REFUSAL_BUDGET,
+            "write #{k} took {took:?} to be refused (budget {WRITE_REFUSAL_BUDGET:?})"
+        );
+
+        let started = Instant::now();
+        let read = api::fetch(&c, &base, APPID, false, T).await.expect("plain fetch on the minority node");
+        assert_eq!(api::code(&read), 0, "plain fetch on the minority node: {read}");
+        let hosts = api::hostnames(&read);
+        assert!(before.iter().all(|h| hosts.contains(h)), "minority node lost data: {read}");
+        assert!(started.elapsed() < Duration::from_secs(1), "plain fetch took {:?}", started.elapsed());
+    }
+    // Renews and cancels need the leader too: -500 (never -404, which makes clients re-register) in time.
+    let known = Inst::new(APPID, before[0].as_str());
+    assert_refused("renew", api::renew(&c, &base, &known, T)).await;
+    assert_refused("cancel", api::cancel(&c, &base, &known, T)).await;
+    let started = Instant::now();
+    let consistent = api::fetch(&c, &base, APPID, true, T).await;
+    eprintln!("consistent fetch on the minority node: {consistent:?} after {:?}", started.elapsed());
+    if let Ok(body) = &consistent {
+        assert_ne!(api::code(body), 0, "a consistent read without a quorum must not succeed: {body}");
+    }
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    eprintln!("minority write refusal (-500) latencies: {latencies:?}, median {:?}, max {:?}", sorted[2], sorted[4]);
+
+    cluster.sigcont(leader);
+    cluster.sigcont(paused);
+    cluster.wait_for_leader(T).await;
+    let deadline = Instant::now() + T;
+    let after = Inst::new(APPID, "after");
+    loop {
+        match api::register(&c, &base, &after, T).await {
+            Ok(body) if api::code(&body) == 0 => break,
+            other => assert!(Instant::now() < deadline, "writes do not recover after SIGCONT: {other:?}"),
+        }
+    }
+    cluster.wait_converged(T).await;
+    for id in cluster.live() {
+        let hosts = api::hosts_on(&c, &cluster.base(id), APPID).await;
+        assert!(hosts.contains(&after.hostname) && before.iter().all(|h| hosts.contains(h)), "node {id}: {hosts:?}");
+    }
+}
+
+/// `call` answers -500 within the refusal budget.
+async fn assert_refused(what: &str, call: impl std::future::Future<Output = Result<serde_json::Value, String>>) {
+    let started = Instant::now();
+    let answer = call.await;
+    let took = started.elapsed();
+    let body = answer.unwrap_or_else(|e| panic!("{what} on the minority node got no answer after {took:?}: {e}"));
+    eprintln!("{what} on the minority node: code {} after {took:?}", api::code(&body));
+    assert_eq!(api::code(&body), -500, "{what} on the minority node: {body}");
+    assert!(took <= WRITE_REFUSAL_BUDGET, "{what} took {took:?} to be refused (budget {WRITE_REFUSAL_BUDGET:?})");
+}
