@@ -1,15 +1,21 @@
 //! Command line: clap definitions and their conversion into a validated [`Config`].
 //!
-//! Every flag can also be given as an environment variable `DISCOVERY_<FLAG>` (flags win).
+//! Every flag can also be given as an environment variable `DISCOVERY_<FLAG>`, and as a key of the
+//! `--config` file (see `config_file`). Precedence: flags > environment > file > defaults; parse with
+//! [`Cli::parse_with_sources`] (or [`Cli::try_parse_with_sources_from`]) so the file can tell which values
+//! were given.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use std::collections::BTreeMap;
-
-use crate::config::{self, Config, ConfigError, Peer};
+use crate::client::commands::{FetchArgs, RegisterArgs, WatchArgs};
+use crate::config::{self, Config, ConfigError, LogFormat, Peer};
+use crate::config_file::FileConfig;
 use crate::duration::parse_duration;
 
 /// A Raft-replicated service registry that speaks the bilibili/discovery HTTP API.
@@ -33,6 +39,12 @@ pub struct Cli {
 pub enum Commands {
     /// Inspect and change the cluster membership at run time.
     Cluster(ClusterArgs),
+    /// Print an app's instances (JSON).
+    Fetch(FetchArgs),
+    /// Register an instance, renew it until SIGINT or SIGTERM, then cancel it.
+    Register(RegisterArgs),
+    /// Long-poll an app and print each change (one JSON line per change).
+    Watch(WatchArgs),
 }
 
 /// `discovery cluster ...`
@@ -71,9 +83,48 @@ pub enum ClusterAction {
     },
 }
 
+impl Cli {
+    /// Parse the process's arguments (exits with clap's message on error), remembering which node settings
+    /// were given on the command line or in the environment.
+    pub fn parse_with_sources() -> Self {
+        Self::try_parse_with_sources_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse `args` (the first is the program name), remembering which node settings were given.
+    pub fn try_parse_with_sources_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let command = Self::command();
+        let mut matches = command.clone().try_get_matches_from(args)?;
+        // Before `from_arg_matches_mut`, which takes the values out of `matches`.
+        let given = given_ids(&command, &matches);
+        let mut cli = Self::from_arg_matches_mut(&mut matches)?;
+        cli.server.given = given;
+        Ok(cli)
+    }
+}
+
+/// Ids of the arguments whose value came from the command line or the environment (not a default).
+fn given_ids(command: &clap::Command, matches: &ArgMatches) -> BTreeSet<String> {
+    command
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str())
+        .filter(|id| matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Settings of a node (the default command).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
+    /// A TOML file of node settings: one key per flag (`data_dir = "d1"`, `lease = "90s"`), plus the original
+    /// server's `nodes`, `[env] region/zone` and `[httpServer] addr/readTimeout`. Flags and environment
+    /// variables win over the file.
+    #[arg(long, env = "DISCOVERY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on and to advertise to peers and clients (HOST:PORT).
     #[arg(long, env = "DISCOVERY_ADDR", default_value = config::DEFAULT_ADDR, value_name = "HOST:PORT")]
     pub addr: String,
@@ -128,30 +179,104 @@ pub struct ServerArgs {
     /// expected renews (0 turns self-preservation off).
     #[arg(long, env = "DISCOVERY_PROTECT_THRESHOLD", default_value_t = config::DEFAULT_PROTECT_THRESHOLD)]
     pub protect_threshold: f64,
+
+    /// Log format on stderr: text or json (one object per line). The level comes from RUST_LOG
+    /// (default: info).
+    #[arg(long, env = "DISCOVERY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// When set, POST /discovery/register, cancel, set and renew require `Authorization: Bearer <T>`
+    /// (otherwise they answer code -401). Reads stay open.
+    #[arg(long, env = "DISCOVERY_API_TOKEN", value_name = "T", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Most time a client may take to send a request's headers, and separately its body; slower
+    /// clients are disconnected.
+    #[arg(long, env = "DISCOVERY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+
+    /// Most TCP connections served at once; beyond it a connection is answered -503 and closed.
+    #[arg(long, env = "DISCOVERY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Ids of the settings given on the command line or in the environment (filled by
+    /// [`Cli::try_parse_with_sources_from`]); the config file fills only the others.
+    #[arg(skip)]
+    pub given: BTreeSet<String>,
+}
+
+impl ServerArgs {
+    /// The validated configuration, and the config file's keys that were ignored (to log once logging is up).
+    pub fn into_config(self) -> Result<(Config, Vec<String>), ConfigError> {
+        let (file, ignored) = match &self.config {
+            Some(path) => {
+                let file = FileConfig::load(path)?;
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let ignored = file.ignored(&text);
+                (file, ignored)
+            }
+            None => (FileConfig::default(), Vec::new()),
+        };
+        let given = |id: &str| self.given.contains(id);
+        macro_rules! pick {
+            ($field:ident) => {
+                match file.$field {
+                    Some(value) if !given(stringify!($field)) => value,
+                    _ => self.$field,
+                }
+            };
+        }
+        macro_rules! pick_opt {
+            ($field:ident) => {
+                if given(stringify!($field)) {
+                    self.$field
+                } else {
+                    file.$field.or(self.$field)
+                }
+            };
+        }
+        let addr = pick!(addr);
+        let id = match (&file.nodes, file.id) {
+            // The original's `nodes` carries no ids: this node is the one at its `addr`.
+            (Some(nodes), None) if !given("id") => {
+                let position = nodes.iter().position(|n| *n == addr).ok_or_else(|| ConfigError::File {
+                    path: self.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    message: format!("`nodes` must list this node's address {addr} (or set `id`)"),
+                })?;
+                position as u64 + 1
+            }
+            _ => pick!(id),
+        };
+        let cfg = Config {
+            id,
+            addr,
+            data_dir: pick!(data_dir),
+            cluster_token: pick_opt!(cluster_token),
+            zone: pick!(zone),
+            region: pick!(region),
+            lease: pick!(lease),
+            evict_interval: pick!(evict_interval),
+            poll_timeout: pick!(poll_timeout),
+            protect_threshold: pick!(protect_threshold),
+            peers: pick_opt!(peers).unwrap_or_default(),
+            snapshot_logs: pick!(snapshot_logs),
+            join: pick!(join),
+            log_format: pick!(log_format),
+            api_token: pick_opt!(api_token),
+            read_timeout: pick!(read_timeout),
+            max_connections: pick!(max_connections),
+            ..Config::default()
+        };
+        cfg.validate()?;
+        Ok((cfg, ignored))
+    }
 }
 
 impl TryFrom<ServerArgs> for Config {
     type Error = ConfigError;
 
     fn try_from(cli: ServerArgs) -> Result<Self, Self::Error> {
-        let cfg = Config {
-            id: cli.id,
-            addr: cli.addr,
-            data_dir: cli.data_dir,
-            cluster_token: cli.cluster_token,
-            zone: cli.zone,
-            region: cli.region,
-            lease: cli.lease,
-            evict_interval: cli.evict_interval,
-            poll_timeout: cli.poll_timeout,
-            protect_threshold: cli.protect_threshold,
-            peers: cli.peers.unwrap_or_default(),
-            snapshot_logs: cli.snapshot_logs,
-            join: cli.join,
-            ..Config::default()
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        cli.into_config().map(|(config, _)| config)
     }
 }
 
@@ -160,8 +285,8 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("discovery").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_with_sources_from(std::iter::once("discovery").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
         Config::try_from(cli.server).map_err(|e| e.to_string())
     }
 
@@ -196,6 +321,63 @@ mod tests {
         assert_eq!(args.server, "127.0.0.1:7171");
         assert!(matches!(args.action, ClusterAction::Add { node } if node == "127.0.0.1:7474"));
         assert!(Cli::try_parse_from(["discovery", "cluster", "add"]).is_err(), "--node is required");
+    }
+
+    fn with_file(text: &str, args: &[&str]) -> Result<Config, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("discovery.toml");
+        std::fs::write(&path, text).expect("write");
+        let path = path.to_string_lossy().to_string();
+        let mut all = vec!["--config", path.as_str()];
+        all.extend_from_slice(args);
+        parse(&all)
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../discovery.example.toml");
+        let cfg = with_file(text, &[]).expect("the example file parses and validates");
+        assert_eq!(cfg.zone, "sh001");
+        assert_eq!(cfg.region, "sh");
+        assert_eq!(cfg.lease, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let file = "zone = \"filezone\"\nlease = \"30s\"\napi_token = \"f\"\njoin = true\n";
+        let cfg = with_file(file, &["--zone", "flagzone"]).expect("valid");
+        assert_eq!(cfg.zone, "flagzone", "flag over file");
+        assert_eq!(cfg.lease, Duration::from_secs(30), "file over default");
+        assert_eq!(cfg.api_token.as_deref(), Some("f"));
+        assert!(cfg.join);
+        assert_eq!(cfg.poll_timeout, config::DEFAULT_POLL_TIMEOUT, "default where neither says");
+        // A flag equal to its default still wins: it was given.
+        let cfg = with_file(file, &["--lease", "90s"]).expect("valid");
+        assert_eq!(cfg.lease, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn original_nodes_give_peers_and_this_nodes_id() {
+        let file = "nodes = [\"127.0.0.1:7171\", \"127.0.0.1:7272\"]\n[httpServer]\naddr = \"127.0.0.1:7272\"\n";
+        let cfg = with_file(file, &[]).expect("valid");
+        assert_eq!(cfg.id, 2);
+        assert_eq!(cfg.addr, "127.0.0.1:7272");
+        assert_eq!(cfg.peers.len(), 2);
+        let err = with_file(file, &["--addr", "127.0.0.1:7373"]).expect_err("not in nodes");
+        assert!(err.contains("nodes"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_key() {
+        let err = with_file("lease = \"soon\"\n", &[]).expect_err("bad value");
+        assert!(err.contains("discovery.toml") && err.contains("lease"), "{err}");
+        let err = with_file("colour = \"blue\"\n", &[]).expect_err("unknown key");
+        assert!(err.contains("colour"), "{err}");
+        let err = parse(&["--config", "/nonexistent/discovery.toml"]).expect_err("missing file");
+        assert!(err.contains("/nonexistent/discovery.toml"), "{err}");
+        // Values are validated after merging, with the setting named.
+        let err = with_file("max_connections = 0\n", &[]).expect_err("zero");
+        assert!(err.contains("--max-connections"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,32 @@ impl Default for RaftTimings {
 
 /// Default number of log entries between two snapshots (the log is purged up to the snapshot).
 pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5000;
+/// Default time a client may take to send a request's headers, and separately its body.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default most TCP connections served at once (above the 20,000 long polls one node may hold).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the event's fields).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?} (use text or json)")),
+        }
+    }
+}
 
 /// One member of a cluster as given by `--peers`: `ID=HOST:PORT` or `ID=HOST:PORT@ZONE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +117,14 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// Never initialize a cluster: wait to be added to an existing one (`discovery cluster add`).
     pub join: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// When set, `POST /discovery/register|cancel|set|renew` require `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// Most time a client may take to send a request's headers, and separately its body.
+    pub read_timeout: Duration,
+    /// Most TCP connections served at once; more are answered -503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -110,6 +144,10 @@ impl Default for Config {
             peers: BTreeMap::new(),
             snapshot_logs: DEFAULT_SNAPSHOT_LOGS,
             join: false,
+            log_format: LogFormat::Text,
+            api_token: None,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -150,6 +188,20 @@ pub enum ConfigError {
     /// An empty cluster token would match nothing useful.
     #[error("--cluster-token must not be empty")]
     EmptyToken,
+    /// An empty API token would protect nothing.
+    #[error("--api-token must not be empty")]
+    EmptyApiToken,
+    /// `--max-connections` must be positive.
+    #[error("--max-connections must be greater than zero")]
+    ZeroMaxConnections,
+    /// The config file cannot be used; the message names the file and the key.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
@@ -179,9 +231,18 @@ impl Config {
             None if !socket.ip().is_loopback() => return Err(ConfigError::TokenRequired(self.addr.clone())),
             _ => {}
         }
-        for (name, value) in
-            [("--lease", self.lease), ("--evict-interval", self.evict_interval), ("--poll-timeout", self.poll_timeout)]
-        {
+        if self.api_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyApiToken);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroMaxConnections);
+        }
+        for (name, value) in [
+            ("--lease", self.lease),
+            ("--evict-interval", self.evict_interval),
+            ("--poll-timeout", self.poll_timeout),
+            ("--read-timeout", self.read_timeout),
+        ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
             }

@@ -4,15 +4,22 @@
 //! # Layout
 //! - `registry`: the domain (instances, cursors, commands, deterministic apply, leases, self-preservation).
 //! - `api`: the HTTP API of bilibili/discovery (binding, envelope, error codes, handlers).
+//! - `client`: a client of the HTTP API, and the `fetch`, `register` and `watch` commands built on it.
 //! - `node`: wiring: storage, Raft, the write proposer, the lessor task, long-poll notification, routes.
-//! - `config`, `cli`, `duration`: the validated configuration and the command line that builds it.
+//! - `config`, `config_file`, `cli`, `duration`: the validated configuration, the `--config` file and the
+//!   command line that build it.
+//! - `ui`: the server-rendered status page at `/`.
 //! - `raft_types`: the openraft type configuration (entries carry `registry::command::Batch`).
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod cluster_cli;
 pub mod config;
+pub mod config_file;
 pub mod duration;
 pub mod node;
 pub mod raft_types;
 pub mod registry;
+pub mod signal;
+pub mod ui;

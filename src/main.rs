@@ -3,33 +3,33 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use discovery::cli::{Cli, Commands};
-use discovery::config::Config;
+use discovery::client::commands;
+use discovery::config::LogFormat;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Commands::Cluster(args)) = cli.command {
-        return match discovery::cluster_cli::run(args).await {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
+    let cli = Cli::parse_with_sources();
+    if let Some(command) = cli.command {
+        let done = match command {
+            Commands::Cluster(args) => discovery::cluster_cli::run(args).await.map(|text| println!("{text}")),
+            Commands::Fetch(args) => commands::fetch(args).await,
+            Commands::Register(args) => commands::register(args).await,
+            Commands::Watch(args) => commands::watch(args).await,
+        };
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
             Err(message) => fail(&message),
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match Config::try_from(cli.server) {
-        Ok(config) => config,
+    let (config, ignored) = match cli.server.into_config() {
+        Ok(parsed) => parsed,
         Err(err) => return fail(&format!("invalid configuration: {err}")),
     };
+    init_logging(config.log_format);
+    for key in ignored {
+        tracing::warn!(key, "config file key of the original server has no effect here; ignored");
+    }
     let socket = match config.socket_addr() {
         Ok(socket) => socket,
         Err(err) => return fail(&err.to_string()),
@@ -45,29 +45,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Log to stderr in `format`, at the level `RUST_LOG` asks for (default: info, openraft's own chatter off).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("discovery: {message}");
     ExitCode::FAILURE
 }
 
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
+    discovery::signal::interrupted().await;
     tracing::info!("shutdown signal received");
 }

@@ -145,3 +145,20 @@ fn bad_flags_are_rejected_with_the_flag_named() {
     assert!(!status.success());
     assert!(stderr.contains("--cluster-token"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_data_dir_of_this_id_at_another_address() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mut node = NodeProc::start(&data, &[]).await;
+    let old_addr = node.addr.clone();
+    node.kill9();
+    let data_arg = data.to_string_lossy().to_string();
+
+    // Same id, another address: the other members would never find it.
+    let moved = format!("127.0.0.1:{}", support::free_port());
+    let (status, stderr) = run_to_exit(&["--addr", &moved, "--data-dir", &data_arg], Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(stderr.contains(&data_arg) && stderr.contains(&old_addr), "names the dir and the address: {stderr}");
+    assert!(stderr.contains("another cluster"), "clear message: {stderr}");
+}

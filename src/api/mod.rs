@@ -19,6 +19,7 @@
 //! Result<Envelope<Instance>, ApiError>`.
 
 pub mod args;
+pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -40,11 +41,12 @@ pub use error::ApiError;
 pub use extract::{BiliParams, Bind};
 pub use params::Params;
 
-/// Every route of the bilibili/discovery API.
-pub fn routes() -> axum::Router<crate::node::AppState> {
+/// Every route of the bilibili/discovery API; the writes (register, cancel, set, renew) behind `api_token`
+/// when one is set (see [`auth`]).
+pub fn routes(api_token: Option<std::sync::Arc<str>>) -> axum::Router<crate::node::AppState> {
+    let writes = axum::Router::new().merge(register::routes()).merge(renew::routes());
     axum::Router::new()
-        .merge(register::routes())
-        .merge(renew::routes())
+        .merge(auth::require_api_token(writes, api_token))
         .merge(fetch::routes())
         .merge(poll::routes())
         .merge(nodes::routes())

@@ -123,9 +123,10 @@ async fn learner_caught_up(state: &AppState, id: u64, index: u64) -> bool {
         .wait(Some(CATCH_UP_TIMEOUT))
         .metrics(
             |m| {
-                m.replication.as_ref().and_then(|r| r.get(&id)).is_some_and(|matched| {
-                    matched.is_some_and(|log_id| log_id.index >= index)
-                })
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id))
+                    .is_some_and(|matched| matched.is_some_and(|log_id| log_id.index >= index))
             },
             "learner caught up",
         )

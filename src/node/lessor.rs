@@ -8,13 +8,18 @@
 //! - Evictions are proposed with `client_write` on this node (never forwarded): a deposed leader's
 //!   eviction fails. Apply is compare-and-delete on the revision, so a re-registered instance survives.
 //! - Time is `tokio::time::Instant` measured from the lessor's origin, so tests can pause and advance it.
+//! - One info line per eviction batch and per self-preservation switch (on or off), so an operator can tell
+//!   from the log why instances went or stayed.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::ServerState;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::ResultLabel;
 use super::proposer::now_ns;
 use super::state_machine::RegistryState;
 use crate::config::Config;
@@ -30,6 +35,7 @@ pub struct Lessor {
     inner: Mutex<DomainLessor>,
     origin: tokio::time::Instant,
     evict_interval: Duration,
+    renews: Family<ResultLabel, Counter>,
 }
 
 /// The domain settings derived from the node's configuration.
@@ -53,7 +59,13 @@ impl Lessor {
             inner: Mutex::new(DomainLessor::new(lessor_config(config))),
             origin: tokio::time::Instant::now(),
             evict_interval: config.evict_interval,
+            renews: Family::default(),
         }
+    }
+
+    /// Renew verdicts of this node as leader, by result (`renewed`, `unknown`); registered in the metrics.
+    pub fn renew_counter(&self) -> &Family<ResultLabel, Counter> {
+        &self.renews
     }
 
     fn now(&self) -> Duration {
@@ -70,7 +82,15 @@ impl Lessor {
         let mut lessor = self.lock();
         // Registers applied since the last scan must be known before the renew is judged.
         lessor.on_applied(&registry.drain_lease_events(), now);
-        lessor.renew(key, now)
+        let verdict = lessor.renew(key, now);
+        drop(lessor);
+        let result = match verdict {
+            Renewal::Renewed => "renewed",
+            Renewal::Unknown => "unknown",
+            Renewal::NotLeader => return verdict,
+        };
+        self.renews.get_or_create(&ResultLabel::new(result)).inc();
+        verdict
     }
 
     /// The lessor's state, for status and metrics.
@@ -149,6 +169,8 @@ async fn serve_term(
 ) -> bool {
     let mut ticker = tokio::time::interval(lessor.evict_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A new leader starts protected (no renew history yet); log each switch from there.
+    let mut protected = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return true,
@@ -160,6 +182,7 @@ async fn serve_term(
             }
             _ = ticker.tick() => {
                 let victims = lessor.tick(registry);
+                log_protection_switch(lessor, &mut protected);
                 if victims.is_empty() {
                     continue;
                 }
@@ -172,5 +195,30 @@ async fn serve_term(
                 }
             }
         }
+    }
+}
+
+/// One info line when self-preservation switches on or off.
+fn log_protection_switch(lessor: &Lessor, protected: &mut bool) {
+    let Some(guard) = lessor.status().guard else { return };
+    if guard.protected == *protected {
+        return;
+    }
+    *protected = guard.protected;
+    let (renews, threshold, expected) = (guard.renews_last_min, guard.threshold, guard.expected_per_min);
+    if guard.protected {
+        tracing::info!(
+            renews_last_minute = ?renews,
+            threshold,
+            expected,
+            "self-preservation on: renews fell below the threshold, only leases past the ceiling are evicted"
+        );
+    } else {
+        tracing::info!(
+            renews_last_minute = ?renews,
+            threshold,
+            expected,
+            "self-preservation off: evicting expired leases"
+        );
     }
 }

@@ -34,17 +34,24 @@ pub fn current_membership(raft: &Raft, config: &Config) -> Membership {
 /// Wake `infra.discovery` long polls whenever the membership changes, so SDKs learn the new server list.
 pub async fn watch_membership(raft: Raft, registry: Arc<RegistryState>, shutdown: CancellationToken) {
     let mut metrics = raft.metrics();
-    let mut seen = metrics.borrow_and_update().membership_config.log_id().map(|id| id.index);
+    // Nothing seen yet: the membership this node starts with is logged too (a new cluster's first membership
+    // may be committed before this task runs).
+    let mut seen = None;
     loop {
+        let current = {
+            let m = metrics.borrow_and_update();
+            let membership = m.membership_config.membership();
+            let (voters, members) = (membership.voter_ids().count(), membership.nodes().count());
+            m.membership_config.log_id().map(|id| (id.index, voters, members.saturating_sub(voters)))
+        };
+        if let Some((index, voters, learners)) = current.filter(|c| Some(c.0) != seen) {
+            seen = Some(index);
+            tracing::info!(index, voters, learners, "membership changed");
+            registry.hub().notify_appid(INFRA_APPID);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = metrics.changed() => if changed.is_err() { return },
-        }
-        let current = metrics.borrow_and_update().membership_config.log_id().map(|id| id.index);
-        if current != seen {
-            seen = current;
-            tracing::info!(index = ?current, "membership changed");
-            registry.hub().notify_appid(INFRA_APPID);
         }
     }
 }

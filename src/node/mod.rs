@@ -4,24 +4,28 @@
 //! # Tasks (each tracked, each stops on the node's cancellation token)
 //! | task | owns | stops |
 //! |---|---|---|
-//! | HTTP server | the listener | graceful shutdown on cancel (in-flight requests finish) |
+//! | HTTP server (`server`) | the listener, a task per connection | cancel: graceful, dropped after `SHUTDOWN_GRACE` |
 //! | proposer | the write queue | cancel, or all handles dropped |
 //! | lessor | the leader's lease table | cancel; idles while not leader |
 //! | renew forwarder | the queue of renews bound for the leader | cancel |
 //! | membership watch | nothing (wakes `infra.discovery` polls) | cancel |
+//! | raft events watch | nothing (logs and counts leader changes and snapshots) | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
 
 pub mod admin;
 pub mod change_hub;
 pub mod cluster_admin;
+pub mod events;
 pub mod forward;
 pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
 pub mod membership;
+pub mod metrics;
 pub mod proposer;
 pub mod renewal;
 pub mod routing;
+pub mod server;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -40,6 +44,7 @@ use crate::config::Config;
 use crate::raft_types::{Raft, TypeConfig};
 use forward::Forwarder;
 use lessor::Lessor;
+use metrics::{NodeMetrics, ProposalMetrics};
 use proposer::Proposer;
 use renewal::RenewForwarder;
 use state_machine::RegistryState;
@@ -68,6 +73,8 @@ pub struct AppState {
     pub membership_change: Arc<tokio::sync::Mutex<()>>,
     /// Cancelled when the node stops: long polls answer -304 at once.
     pub shutdown: CancellationToken,
+    /// This node's Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<NodeMetrics>,
 }
 
 /// Why a node could not start or stopped abnormally.
@@ -79,6 +86,14 @@ pub enum NodeError {
     /// openraft refused the configuration or failed.
     #[error("raft: {0}")]
     Raft(String),
+    /// The data dir holds the state of a different cluster, or of this id at another address.
+    #[error("data dir {dir} belongs to another cluster: {reason}")]
+    WrongCluster {
+        /// The data dir.
+        dir: String,
+        /// What does not match.
+        reason: String,
+    },
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
@@ -91,6 +106,7 @@ pub struct RunningNode {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    hard_stop: CancellationToken,
 }
 
 impl RunningNode {
@@ -102,8 +118,14 @@ impl RunningNode {
             Ok(joined) => joined.map_err(|e| NodeError::Raft(format!("server task: {e}")))?,
             Err(_) => {
                 tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing them");
-                self.server.abort();
-                Ok(())
+                self.hard_stop.cancel();
+                match tokio::time::timeout(std::time::Duration::from_secs(1), &mut self.server).await {
+                    Ok(joined) => joined.map_err(|e| NodeError::Raft(format!("server task: {e}")))?,
+                    Err(_) => {
+                        self.server.abort();
+                        Ok(())
+                    }
+                }
             }
         };
         self.tasks.close();
@@ -142,13 +164,17 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let (proposer, proposer_task) = Proposer::spawn(raft.clone(), config.election_timeout() * 2, shutdown.clone());
+    let proposals = ProposalMetrics::default();
+    let (proposer, proposer_task) =
+        Proposer::spawn(raft.clone(), config.election_timeout() * 2, shutdown.clone(), proposals.clone());
     tasks.spawn(async move {
         let _ = proposer_task.await;
     });
     let lessor = Arc::new(Lessor::new(&config));
+    let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals));
     tasks.spawn(lessor::run(Arc::clone(&lessor), raft.clone(), Arc::clone(&registry), shutdown.clone()));
     tasks.spawn(membership::watch_membership(raft.clone(), Arc::clone(&registry), shutdown.clone()));
+    tasks.spawn(events::watch_raft_events(raft.clone(), Arc::clone(&registry), Arc::clone(&metrics), shutdown.clone()));
 
     let forwarder = Forwarder::new(config.cluster_token.clone());
     let (renewals, renew_queue) = RenewForwarder::channel();
@@ -163,14 +189,22 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         renewals,
         membership_change,
         shutdown: shutdown.clone(),
+        metrics,
     };
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     let app = router(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await
-    });
-    Ok(RunningNode { state, shutdown, tasks, server })
+    let limits =
+        server::ServeLimits { max_connections: state.config.max_connections, read_timeout: state.config.read_timeout };
+    let hard_stop = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        app,
+        limits,
+        Arc::clone(&state.metrics),
+        shutdown.clone(),
+        hard_stop.clone(),
+    ));
+    Ok(RunningNode { state, shutdown, tasks, server, hard_stop })
 }
 
 /// Start a node and run it until `signal` resolves, then stop it cleanly.
@@ -195,14 +229,42 @@ pub fn router(state: AppState) -> Router {
             .merge(discovery_raft::raft_routes(state.raft.clone())),
         token,
     );
+    let metrics = Arc::clone(&state.metrics);
+    let api_token = state.config.api_token.clone().map(Arc::<str>::from);
+    let read_timeout = state.config.read_timeout;
     Router::new()
-        .merge(crate::api::routes())
+        .merge(crate::api::routes(api_token))
+        .merge(crate::ui::routes())
         .merge(admin::health_routes())
+        .merge(metrics::metrics_routes())
         .with_state(state)
         .merge(internal)
         // The original's framework answers these in plain text (spec §1.1).
         .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
+        // A client gets `read_timeout` to send a body (the headers are timed by the server loop).
+        .layer(axum::middleware::from_fn_with_state(read_timeout, server::body_deadline))
+        // Outermost, so every answer is counted (401s of the token check and 404s included).
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track_http))
+}
+
+/// A restarted node must be the member its data says it is: same address for its id, and (with
+/// `--peers`) a cluster that shares at least one member with the list it was given.
+fn check_same_cluster(raft: &Raft, config: &Config) -> Result<(), NodeError> {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let wrong = |reason: String| NodeError::WrongCluster { dir: config.data_dir.display().to_string(), reason };
+    if let Some(me) = membership.get_node(&config.id) {
+        if me.addr != config.addr {
+            return Err(wrong(format!("node {} is a member at {}, not at --addr {}", config.id, me.addr, config.addr)));
+        }
+    }
+    let known: Vec<String> = membership.nodes().map(|(id, n)| format!("{id}={}", n.addr)).collect();
+    let shares_a_member = config.peers.iter().any(|(id, p)| membership.get_node(id).is_some_and(|n| n.addr == p.addr));
+    if !config.peers.is_empty() && !known.is_empty() && !shares_a_member {
+        return Err(wrong(format!("its members are {} but --peers lists none of them", known.join(","))));
+    }
+    Ok(())
 }
 
 /// First start: without `--peers` the node initializes a one-node cluster (dev mode); with `--peers` the
@@ -210,6 +272,7 @@ pub fn router(state: AppState) -> Router {
 /// has never been part of a cluster initializes: a restart finds its vote and log and simply rejoins.
 async fn initialize_once(raft: &Raft, config: &Config) -> Result<(), NodeError> {
     if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        check_same_cluster(raft, config)?;
         // A lone voter need not wait out an election timeout to become leader again after a restart.
         let sole_voter = {
             let metrics = raft.metrics().borrow().clone();

@@ -9,6 +9,8 @@
 //! - A proposal that does not finish within `timeout` is reported as [`ProposeError::Timeout`]: its
 //!   outcome is *unknown* (it may still commit). Register, cancel and set are idempotent, so a client retry
 //!   is safe.
+//! - Every batch is measured ([`ProposalMetrics`]): its size, its result, and for committed batches the time
+//!   from `client_write` to the answer (commit plus local apply).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::{ProposalMetrics, ResultLabel};
 use crate::raft_types::{NodeId, Raft};
 use crate::registry::command::{Batch, Command, Outcome};
 
@@ -70,9 +73,14 @@ pub struct Proposer {
 
 impl Proposer {
     /// Start the batching task; it stops when `shutdown` is cancelled or every handle is dropped.
-    pub fn spawn(raft: Raft, timeout: Duration, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        raft: Raft,
+        timeout: Duration,
+        shutdown: CancellationToken,
+        metrics: ProposalMetrics,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run(raft, rx, timeout, shutdown));
+        let task = tokio::spawn(run(raft, rx, timeout, shutdown, metrics));
         (Self { tx }, task)
     }
 
@@ -87,14 +95,20 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, timeout: Duration, shutdown: CancellationToken) {
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Pending>,
+    timeout: Duration,
+    shutdown: CancellationToken,
+    metrics: ProposalMetrics,
+) {
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
             next = rx.recv() => match next { Some(p) => p, None => return },
         };
         let batch = collect(first, &mut rx).await;
-        propose_batch(&raft, batch, timeout).await;
+        propose_batch(&raft, batch, timeout, &metrics).await;
     }
 }
 
@@ -114,14 +128,26 @@ async fn collect(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> Vec<Pendin
     batch
 }
 
-async fn propose_batch(raft: &Raft, batch: Vec<Pending>, timeout: Duration) {
+async fn propose_batch(raft: &Raft, batch: Vec<Pending>, timeout: Duration, metrics: &ProposalMetrics) {
     let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    metrics.batch_size.observe(commands.len() as f64);
     let entry = Batch { stamp_ns: now_ns(), commands };
+    let started = tokio::time::Instant::now();
     let result = match tokio::time::timeout(timeout, raft.client_write(entry)).await {
         Err(_) => Err(ProposeError::Timeout(timeout)),
         Ok(Ok(resp)) => Ok((resp.data.outcomes, resp.log_id.index)),
         Ok(Err(err)) => Err(classify(err)),
     };
+    let label = match &result {
+        Ok(_) => {
+            metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+            "committed"
+        }
+        Err(ProposeError::NotLeader { .. }) => "not_leader",
+        Err(ProposeError::Timeout(_)) => "timeout",
+        Err(_) => "failed",
+    };
+    metrics.batches.get_or_create(&ResultLabel::new(label)).inc();
     match result {
         Ok((outcomes, index)) => {
             let mut outcomes = outcomes.into_iter();

@@ -8,17 +8,20 @@
 //! - Pollers are woken after the write lock is released, only for apps whose cursor moved; a snapshot
 //!   install wakes every poller.
 //! - Lease events are collected only while this node's lessor asks for them (it is the leader).
+//! - Every replica counts the commands it applies ([`ApplyCounters`], for metrics) and the snapshots it
+//!   restored, so the node can tell a snapshot it built from one it installed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::LogId;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use super::change_hub::ChangeHub;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::registry::apply::LeaseEvent;
-use crate::registry::command::{Batch, BatchResult};
+use crate::registry::command::{Batch, BatchResult, Command, Outcome};
 use crate::registry::store::Registry;
 
 /// The applied registry of one node, shared by apply, the HTTP handlers and the lessor.
@@ -29,6 +32,35 @@ pub struct RegistryState {
     applied: watch::Sender<u64>,
     collect_leases: AtomicBool,
     lease_events: Mutex<Vec<LeaseEvent>>,
+    counters: ApplyCounters,
+    restores: AtomicU64,
+}
+
+/// What this replica applied, by command (metrics; counted from process start, replays included).
+#[derive(Debug, Clone, Default)]
+pub struct ApplyCounters {
+    /// Register commands applied.
+    pub registers: Counter,
+    /// Cancel commands that removed an instance.
+    pub cancels: Counter,
+    /// Set commands applied.
+    pub sets: Counter,
+    /// Instances removed by `Evict` commands.
+    pub evictions: Counter,
+}
+
+impl ApplyCounters {
+    fn count(&self, batch: &Batch, result: &BatchResult) {
+        for (command, outcome) in batch.commands.iter().zip(&result.outcomes) {
+            match (command, outcome) {
+                (Command::Register(_), Outcome::Ok) => self.registers.inc(),
+                (Command::Cancel(_), Outcome::Ok) => self.cancels.inc(),
+                (Command::Set(_), Outcome::Ok) => self.sets.inc(),
+                (Command::Evict(_), Outcome::Evicted(n)) => self.evictions.inc_by(u64::from(*n)),
+                _ => 0,
+            };
+        }
+    }
 }
 
 impl Default for RegistryState {
@@ -39,6 +71,8 @@ impl Default for RegistryState {
             applied: watch::channel(0).0,
             collect_leases: AtomicBool::new(false),
             lease_events: Mutex::default(),
+            counters: ApplyCounters::default(),
+            restores: AtomicU64::new(0),
         }
     }
 }
@@ -63,6 +97,16 @@ impl RegistryState {
     /// Index of the last applied entry, observable (for read-your-writes waits).
     pub fn applied_index(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+
+    /// The apply counters (registered in the node's metrics).
+    pub fn counters(&self) -> &ApplyCounters {
+        &self.counters
+    }
+
+    /// How many snapshots were restored into this registry (at open, or installed from the leader).
+    pub fn restores(&self) -> u64 {
+        self.restores.load(Ordering::SeqCst)
     }
 
     /// Start or stop collecting lease events (the lessor does this on promotion and demotion).
@@ -93,6 +137,7 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
             let mut registry = self.write();
             for (log_id, batch) in &entries {
                 let applied = registry.apply(log_id.index, batch);
+                self.counters.count(batch, &applied.result);
                 results.push(applied.result);
                 changed.extend(applied.changed);
                 leases.extend(applied.leases);
@@ -113,7 +158,10 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
     fn restore(&self, data: &[u8]) -> Result<(), String> {
         let (registry, _): (Registry, usize) =
             bincode::serde::decode_from_slice(data, bincode::config::standard()).map_err(|e| e.to_string())?;
+        let instances = registry.len();
         *self.write() = registry;
+        self.restores.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(instances, bytes = data.len(), "registry restored from a snapshot");
         // The lessor rebuilds from the registry on its next tick; stale events would only extend leases.
         self.hub.notify_all();
         Ok(())

@@ -106,7 +106,11 @@ fn render_apps(out: &mut String, apps: &BTreeMap<String, BTreeMap<String, Counts
         out.push_str("<p>No instance is registered.</p>");
     }
     for (env, list) in apps {
-        let _ = write!(out, "<h3>env {}</h3><table class=\"apps\"><tr><th>appid</th><th>up</th><th>instances</th></tr>", escape(env));
+        let _ = write!(
+            out,
+            "<h3>env {}</h3><table class=\"apps\"><tr><th>appid</th><th>up</th><th>instances</th></tr>",
+            escape(env)
+        );
         for (appid, counts) in list {
             let _ = write!(
                 out,
@@ -138,14 +142,16 @@ async fn app_page(State(state): State<AppState>, Query(query): Query<AppQuery>) 
             None => (None, Vec::new()),
         }
     };
-    let mut body = format!("<p><a href=\"/\">&larr; all apps</a></p><h2>{} in env {}</h2>", escape(&appid), escape(&env));
+    let mut body =
+        format!("<p><a href=\"/\">&larr; all apps</a></p><h2>{} in env {}</h2>", escape(&appid), escape(&env));
     match cursor {
         None => body.push_str("<p>No such app in this env.</p>"),
         Some(cursor) => {
             let _ = write!(body, "<p>latest_timestamp {cursor}</p>");
             body.push_str("<table id=\"instances\"><tr><th>zone</th><th>hostname</th><th>status</th><th>addrs</th><th>version</th><th>metadata</th></tr>");
             for i in &instances {
-                let metadata = i.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()).unwrap_or_default();
+                let metadata =
+                    i.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()).unwrap_or_default();
                 let _ = write!(
                     body,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

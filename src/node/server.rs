@@ -1,0 +1,173 @@
+//! The HTTP/1.1 accept loop: every route of the node on one listener, with the protections `axum::serve`
+//! does not offer.
+//!
+//! Invariants:
+//! - At most `max_connections` connections are served at once. One more is answered a single -503 envelope
+//!   and closed (a few of those at a time; beyond that the connection is simply closed), so a flood of
+//!   clients cannot exhaust file descriptors or memory.
+//! - A client must send a request's headers within `read_timeout` (hyper's header read timeout, which also
+//!   closes keep-alive connections idle that long) and its whole body within `read_timeout` of the request
+//!   reaching a handler ([`body_deadline`], applied in `node::router`): slow clients cannot hold connections
+//!   forever, however they trickle their bytes.
+//! - On shutdown the listener closes at once and every connection is asked to finish its in-flight request
+//!   and close (hyper's graceful shutdown); waiting long polls answer -304 because `AppState.shutdown` fired.
+//!   `stop` cancels `hard_stop` if that takes longer than the grace period, which drops what is left.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures::StreamExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::metrics::NodeMetrics;
+use crate::api::ApiError;
+
+/// Connections over the limit that are answered -503 at the same time; more are closed without an answer.
+pub const MAX_REJECTING: usize = 64;
+/// How long an over-limit client has to send its request before it is closed without an answer.
+const REJECT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Most time to send a request's headers (and idle time of a keep-alive connection).
+    pub read_timeout: Duration,
+}
+
+/// Serve `app` on `listener` until `shutdown`, then close connections gracefully (or at once on `hard_stop`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    metrics: Arc<NodeMetrics>,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.read_timeout);
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_error(err).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                let open = Open::new(permit, &metrics);
+                let conn = graceful
+                    .watch(builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+                let hard_stop = hard_stop.clone();
+                connections.spawn(async move {
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = hard_stop.cancelled() => {}
+                    }
+                    drop(open);
+                });
+            }
+            Err(_) => {
+                metrics.connections_rejected.inc();
+                if let Ok(slot) = Arc::clone(&rejecting).try_acquire_owned() {
+                    connections.spawn(reject(stream, slot));
+                }
+            }
+        }
+    }
+    drop(listener);
+    connections.close();
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = hard_stop.cancelled() => {}
+    }
+    connections.wait().await;
+    Ok(())
+}
+
+/// A served connection: holds its permit and keeps the open-connections gauge.
+struct Open {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<NodeMetrics>,
+}
+
+impl Open {
+    fn new(permit: OwnedSemaphorePermit, metrics: &Arc<NodeMetrics>) -> Self {
+        metrics.connections.inc();
+        Self { _permit: permit, metrics: Arc::clone(metrics) }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
+}
+
+/// Answer one request on an over-limit connection with the -503 envelope, then close it.
+async fn reject(stream: TcpStream, _slot: OwnedSemaphorePermit) {
+    let service = hyper::service::service_fn(|_request| async {
+        Ok::<_, std::convert::Infallible>(
+            ApiError::Overload("too many connections to this node; retry later".into()).into_response(),
+        )
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(REJECT_READ_TIMEOUT).keep_alive(false);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(REJECT_READ_TIMEOUT * 2, conn).await;
+}
+
+/// Accept failures: a client that went away is nothing; running out of file descriptors (or another
+/// resource) is waited out briefly instead of spinning.
+async fn accept_error(err: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::warn!(error = %err, "accept failed; pausing before accepting again");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Middleware: the request body must arrive whole within `timeout`; after that, reading it fails (the
+/// handler answers its usual bad-request envelope and the connection, its body unread, is closed).
+///
+/// A total deadline, not an idle timeout between chunks: a client trickling one byte at a time is cut off.
+pub async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut data = body.into_data_stream();
+    let mut expiry = Box::pin(tokio::time::sleep(timeout));
+    let limited = futures::stream::poll_fn(move |cx| {
+        if expiry.as_mut().poll(cx).is_ready() {
+            let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body not received in time");
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(late))));
+        }
+        data.poll_next_unpin(cx)
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(limited))).await
+}

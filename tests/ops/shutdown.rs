@@ -1,0 +1,101 @@
+//! SIGTERM: waiting long polls answer -304 at once, the process exits 0 promptly, and a restart on the
+//! same data dir has every acknowledged write.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::proc::Proc;
+
+async fn register(client: &reqwest::Client, node: &Proc, host: &str) {
+    let form = [
+        ("zone", "z1"),
+        ("env", "dev"),
+        ("appid", "app"),
+        ("hostname", host),
+        ("status", "1"),
+        ("addrs", "http://a:1"),
+    ];
+    let answer: Value = client
+        .post(node.url("/discovery/register"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["code"], 0, "{answer}");
+}
+
+async fn hosts(client: &reqwest::Client, node: &Proc) -> (Vec<String>, i64) {
+    let body: Value = client
+        .get(node.url("/discovery/fetch?appid=app&env=dev&status=3"))
+        .send()
+        .await
+        .expect("fetch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["code"], 0, "{body}");
+    let mut names: Vec<String> = body["data"]["instances"]["z1"]
+        .as_array()
+        .expect("zone z1")
+        .iter()
+        .filter_map(|i| i["hostname"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    (names, body["data"]["latest_timestamp"].as_i64().expect("cursor"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    // A poll would otherwise wait its full 30 s.
+    let mut node = Proc::spawn(&data, &["--poll-timeout", "30s"], &[("RUST_LOG", "info")]);
+    node.wait_healthy(Duration::from_secs(20)).await;
+    let client = reqwest::Client::new();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("h{i:02}")).collect();
+    for host in &expected {
+        register(&client, &node, host).await;
+    }
+    let (_, cursor) = hosts(&client, &node).await;
+
+    let poll_url = node.url(&format!("/discovery/polls?appid=app&env=dev&hostname=poller&latest_timestamp={cursor}"));
+    let poll = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let answer: Value = client.get(poll_url).send().await.expect("poll").json().await.expect("json");
+            (answer, Instant::now())
+        }
+    });
+    // The poll is waiting once the node counts it.
+    let started = Instant::now();
+    loop {
+        let text = client.get(node.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+        if crate::metrics::sample(&text, "discovery_longpoll_waiters") == Some(1.0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the poll never waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let signalled = Instant::now();
+    node.signal("TERM");
+    let (answer, answered) =
+        tokio::time::timeout(Duration::from_secs(5), poll).await.expect("poll answered").expect("task");
+    assert_eq!(answer["code"], -304, "{answer}");
+    let answered_after = answered - signalled;
+    assert!(answered_after < Duration::from_secs(2), "poll answered {answered_after:?} after SIGTERM");
+    let status =
+        node.wait_exit(Duration::from_secs(15)).await.unwrap_or_else(|| panic!("no exit:\n{}", node.log_text()));
+    assert!(status.success(), "exit status {status}:\n{}", node.log_text());
+    let log = node.log_text();
+    assert!(log.contains("shutdown signal received"), "{log}");
+
+    let mut again = Proc::spawn_at(&node.addr, &data, &[], &[("RUST_LOG", "info")]);
+    again.wait_healthy(Duration::from_secs(20)).await;
+    expected.sort();
+    assert_eq!(hosts(&client, &again).await.0, expected, "every acknowledged register survives a clean stop");
+}
