@@ -43,23 +43,38 @@ async fn polls(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bin
     let deadline = tokio::time::Instant::now() + wait_limit(&state, &headers);
     let mut subscription = state.registry.hub().subscribe(&keys);
     let mut unknown_at_start = None;
+    let mut signalled = None;
     loop {
         let answer = read_polls(&state, &arg.env, &cursors, arg.zone.as_deref());
         let unknown = unknown_at_start.get_or_insert_with(|| answer.unknown.clone());
         if !answer.changed.is_empty() {
+            observe_wake(&state, signalled);
             return MapEnvelope::polls(answer.changed, unknown.clone()).into_response();
         }
-        if !wait_for_change(&state, &mut subscription, deadline).await {
+        signalled = wait_for_change(&state, &mut subscription, deadline).await;
+        if signalled.is_none() {
             return ApiError::NotModified.into_response();
         }
     }
 }
 
-/// Wait for a change of a watched app; false at the deadline or when the node is stopping.
-async fn wait_for_change(state: &AppState, subscription: &mut Subscription, deadline: tokio::time::Instant) -> bool {
+/// Wait for a change of a watched app: when it was signalled, or `None` at the deadline or when the node
+/// is stopping.
+async fn wait_for_change(
+    state: &AppState,
+    subscription: &mut Subscription,
+    deadline: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
     tokio::select! {
-        _ = state.shutdown.cancelled() => false,
-        woken = tokio::time::timeout_at(deadline, subscription.changed()) => woken.is_ok(),
+        _ = state.shutdown.cancelled() => None,
+        woken = tokio::time::timeout_at(deadline, subscription.changed()) => woken.ok(),
+    }
+}
+
+/// Record how long a woken poll took from the change to its answer.
+fn observe_wake(state: &AppState, signalled: Option<tokio::time::Instant>) {
+    if let Some(at) = signalled {
+        state.metrics.poll_wake_latency.observe(at.elapsed().as_secs_f64());
     }
 }
 
@@ -71,6 +86,7 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
     let deadline = tokio::time::Instant::now() + wait_limit(&state, &headers);
     let mut subscription = state.registry.hub().subscribe(std::slice::from_ref(&key));
     let mut first = true;
+    let mut signalled = None;
     loop {
         let decision = {
             let membership = current_membership(&state.raft, &state.config);
@@ -83,7 +99,10 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
             )
         };
         match decision {
-            PollDecision::Changed(info) => return Envelope::ok_data(info).into_response(),
+            PollDecision::Changed(info) => {
+                observe_wake(&state, signalled);
+                return Envelope::ok_data(info).into_response();
+            }
             // Unknown when the request came in: -404 at once. An app that vanishes while the poll waits is
             // not modified as far as this client is concerned: it keeps its list and the wait goes on
             // (spec §4.3; `polls` behaves the same).
@@ -91,7 +110,8 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
             PollDecision::Unknown | PollDecision::NotModified => {}
         }
         first = false;
-        if !wait_for_change(&state, &mut subscription, deadline).await {
+        signalled = wait_for_change(&state, &mut subscription, deadline).await;
+        if signalled.is_none() {
             return ApiError::NotModified.into_response();
         }
     }

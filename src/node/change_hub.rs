@@ -1,4 +1,5 @@
-//! Change notification for long polls: one `watch` channel per (env, appid), bumped by apply.
+//! Change notification for long polls: one `watch` channel per (env, appid), set by apply to the instant
+//! of the change (so a woken poll can report its wake-up latency).
 //!
 //! Invariants:
 //! - No lost wake-ups: a poller subscribes to every app it watches *before* it reads the registry, and a
@@ -16,13 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::select_all;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::registry::model::AppKey;
 
 /// The per-app change channels of one node.
 #[derive(Debug, Default)]
 pub struct ChangeHub {
-    apps: Mutex<HashMap<AppKey, watch::Sender<u64>>>,
+    apps: Mutex<HashMap<AppKey, watch::Sender<Instant>>>,
     waiters: AtomicUsize,
 }
 
@@ -30,34 +32,39 @@ impl ChangeHub {
     /// Wake the waiters of these apps.
     pub fn notify<'a>(&self, keys: impl IntoIterator<Item = &'a AppKey>) {
         let apps = self.lock();
+        let now = Instant::now();
         for key in keys {
             if let Some(tx) = apps.get(key) {
-                tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+                tx.send_replace(now);
             }
         }
     }
 
     /// Wake the waiters of one appid in every env (used for `infra.discovery` when the membership changes).
     pub fn notify_appid(&self, appid: &str) {
+        let now = Instant::now();
         for (key, tx) in self.lock().iter() {
             if key.appid == appid {
-                tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+                tx.send_replace(now);
             }
         }
     }
 
     /// Wake every waiter (the whole state was replaced by a snapshot).
     pub fn notify_all(&self) {
+        let now = Instant::now();
         for tx in self.lock().values() {
-            tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+            tx.send_replace(now);
         }
     }
 
     /// Start watching these apps. Changes applied after this call wake the subscription.
     pub fn subscribe(self: &Arc<Self>, keys: &[AppKey]) -> Subscription {
         let mut apps = self.lock();
-        let receivers =
-            keys.iter().map(|key| apps.entry(key.clone()).or_insert_with(|| watch::channel(0).0).subscribe()).collect();
+        let receivers = keys
+            .iter()
+            .map(|key| apps.entry(key.clone()).or_insert_with(|| watch::channel(Instant::now()).0).subscribe())
+            .collect();
         drop(apps);
         self.waiters.fetch_add(1, Ordering::Relaxed);
         Subscription { hub: Arc::clone(self), keys: keys.to_vec(), receivers }
@@ -73,7 +80,7 @@ impl ChangeHub {
         self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<AppKey, watch::Sender<u64>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AppKey, watch::Sender<Instant>>> {
         // A poisoned lock only means a panic elsewhere while holding it; the map itself stays valid.
         self.apps.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -95,19 +102,22 @@ impl ChangeHub {
 pub struct Subscription {
     hub: Arc<ChangeHub>,
     keys: Vec<AppKey>,
-    receivers: Vec<watch::Receiver<u64>>,
+    receivers: Vec<watch::Receiver<Instant>>,
 }
 
 impl Subscription {
     /// Wait until any watched app changes (returns at once if one changed since the subscription or the
-    /// last `changed`).
-    pub async fn changed(&mut self) {
+    /// last `changed`); returns when that change was signalled (for the wake-latency metric).
+    pub async fn changed(&mut self) -> Instant {
         if self.receivers.is_empty() {
             return std::future::pending().await;
         }
-        let waits = self.receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-        // A closed channel cannot happen while the hub holds the sender; treat it like a change.
-        let _ = select_all(waits).await;
+        let fired = {
+            let waits = self.receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+            // A closed channel cannot happen while the hub holds the sender; treat it like a change.
+            select_all(waits).await.1
+        };
+        self.receivers.get_mut(fired).map_or_else(Instant::now, |rx| *rx.borrow_and_update())
     }
 }
 

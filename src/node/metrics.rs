@@ -106,6 +106,32 @@ impl Default for ProposalMetrics {
     }
 }
 
+/// Durations of the storage's durable syncs (every acknowledged append, vote, purge and snapshot waits
+/// for one): sled's flush, then the `fdatasync` of the data file.
+#[derive(Clone, Debug)]
+pub struct StorageMetrics {
+    /// Seconds in sled's flush.
+    pub flush: Histogram,
+    /// Seconds in `fdatasync` (data file and new blob files).
+    pub fdatasync: Histogram,
+}
+
+impl Default for StorageMetrics {
+    fn default() -> Self {
+        Self {
+            flush: Histogram::new(exponential_buckets(0.00002, 2.0, 18)),
+            fdatasync: Histogram::new(exponential_buckets(0.00002, 2.0, 18)),
+        }
+    }
+}
+
+impl discovery_storage::SyncObserver for StorageMetrics {
+    fn observe(&self, flush: Duration, fdatasync: Duration) {
+        self.flush.observe(flush.as_secs_f64());
+        self.fdatasync.observe(fdatasync.as_secs_f64());
+    }
+}
+
 /// Gauges filled at scrape time.
 #[derive(Default)]
 struct ScrapeGauges {
@@ -145,6 +171,8 @@ pub struct NodeMetrics {
     pub leader_changes: Counter,
     /// Snapshots by kind (`built` here, `installed` from the leader).
     pub snapshots: Family<ResultLabel, Counter>,
+    /// Seconds from a change being applied to a waiting long poll answering it.
+    pub poll_wake_latency: Histogram,
     /// TCP connections currently served.
     pub connections: Gauge,
     /// TCP connections turned away because `--max-connections` were open.
@@ -156,7 +184,12 @@ pub struct NodeMetrics {
 impl NodeMetrics {
     /// A registry with every family registered; `apply`, `renews` and `proposals` are instruments owned by
     /// the registry state, the lessor and the proposer, registered here so one scrape shows them all.
-    pub fn new(apply: &ApplyCounters, renews: &Family<ResultLabel, Counter>, proposals: &ProposalMetrics) -> Self {
+    pub fn new(
+        apply: &ApplyCounters,
+        renews: &Family<ResultLabel, Counter>,
+        proposals: &ProposalMetrics,
+        storage: &StorageMetrics,
+    ) -> Self {
         let mut registry = Registry::with_prefix("discovery");
         let gauges = ScrapeGauges::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -167,12 +200,19 @@ impl NodeMetrics {
             http_latency,
             leader_changes: Counter::default(),
             snapshots: Family::default(),
+            poll_wake_latency: Histogram::new(exponential_buckets(0.0001, 2.5, 14)),
             connections: Gauge::default(),
             connections_rejected: Counter::default(),
             scrape: Mutex::new(()),
             registry: Registry::default(),
         };
         metrics.register_raft(&mut registry, proposals);
+        registry.register("storage_flush_seconds", "Seconds in sled's flush per durable sync", storage.flush.clone());
+        registry.register(
+            "storage_fdatasync_seconds",
+            "Seconds in fdatasync per durable sync (every acknowledged append waits for one)",
+            storage.fdatasync.clone(),
+        );
         metrics.register_registry(&mut registry, apply, renews);
         metrics.register_http(&mut registry);
         Self { registry, ..metrics }
@@ -238,6 +278,11 @@ impl NodeMetrics {
         r.register("lessor_evict_cap_per_minute", "Most evictions allowed in the current minute", g.evict_cap.clone());
         r.register("longpoll_waiters", "Long polls waiting for a change", g.poll_waiters.clone());
         r.register("longpoll_channels", "Apps with at least one waiting long poll", g.poll_channels.clone());
+        r.register(
+            "longpoll_wake_latency_seconds",
+            "Seconds from a change being applied to a waiting long poll answering it",
+            self.poll_wake_latency.clone(),
+        );
     }
 
     fn register_http(&self, r: &mut Registry) {
@@ -411,7 +456,12 @@ mod tests {
 
     #[test]
     fn http_counters_are_per_route_and_code() {
-        let metrics = NodeMetrics::new(&ApplyCounters::default(), &Family::default(), &ProposalMetrics::default());
+        let metrics = NodeMetrics::new(
+            &ApplyCounters::default(),
+            &Family::default(),
+            &ProposalMetrics::default(),
+            &StorageMetrics::default(),
+        );
         metrics.observe_http("/discovery/fetch", "GET", 200, "-404", Duration::from_millis(1));
         metrics.observe_http("/discovery/fetch", "GET", 200, "-404", Duration::from_millis(1));
         let mut text = String::new();

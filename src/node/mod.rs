@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::raft_types::{Raft, TypeConfig};
 use forward::Forwarder;
 use lessor::Lessor;
-use metrics::{NodeMetrics, ProposalMetrics};
+use metrics::{NodeMetrics, ProposalMetrics, StorageMetrics};
 use proposer::Proposer;
 use renewal::RenewForwarder;
 use state_machine::RegistryState;
@@ -152,6 +152,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
             .await
             .map_err(|e| NodeError::Raft(format!("storage open task: {e}")))??
     };
+    let storage_metrics = StorageMetrics::default();
+    log_store.set_sync_observer(Arc::new(storage_metrics.clone()));
     let raft_config = config.openraft_config().map_err(|e| NodeError::Raft(e.to_string()))?;
     let network = discovery_raft::HttpNetworkFactory::new(discovery_raft::NetworkConfig {
         token: config.cluster_token.as_deref().map(Arc::from),
@@ -171,7 +173,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         let _ = proposer_task.await;
     });
     let lessor = Arc::new(Lessor::new(&config));
-    let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals));
+    let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals, &storage_metrics));
     tasks.spawn(lessor::run(Arc::clone(&lessor), raft.clone(), Arc::clone(&registry), shutdown.clone()));
     tasks.spawn(membership::watch_membership(raft.clone(), Arc::clone(&registry), shutdown.clone()));
     tasks.spawn(events::watch_raft_events(raft.clone(), Arc::clone(&registry), Arc::clone(&metrics), shutdown.clone()));

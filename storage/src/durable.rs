@@ -23,7 +23,14 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Told the duration of every durable sync (for metrics); implemented by the application.
+pub trait SyncObserver: Send + Sync + 'static {
+    /// One sync: sled's flush, then the `fdatasync` of the data file (blob fsyncs included).
+    fn observe(&self, flush: Duration, fdatasync: Duration);
+}
 
 /// Durable-sync handle for one open data dir; shared by the log store and the snapshot store.
 #[derive(Debug)]
@@ -34,21 +41,46 @@ pub(crate) struct Durable {
     dir: PathBuf,
     /// Names of the blob files already fsynced (pruned to what still exists on each sync).
     synced_blobs: Mutex<HashSet<OsString>>,
+    /// Where sync durations go, once the application has set it.
+    observer: OnceLock<Arc<dyn SyncObserver>>,
+}
+
+impl std::fmt::Debug for dyn SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
 }
 
 impl Durable {
     /// Wrap an open `db` whose files live in `dir`.
     pub(crate) fn new(db: sled::Db, dir: &Path) -> io::Result<Self> {
         let data_file = File::open(dir.join("db"))?;
-        Ok(Self { db, data_file, dir: dir.to_path_buf(), synced_blobs: Mutex::new(HashSet::new()) })
+        Ok(Self {
+            db,
+            data_file,
+            dir: dir.to_path_buf(),
+            synced_blobs: Mutex::new(HashSet::new()),
+            observer: OnceLock::new(),
+        })
+    }
+
+    /// Report every later sync's durations to `observer` (only the first call takes effect).
+    pub(crate) fn set_observer(&self, observer: Arc<dyn SyncObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// Make every write made so far durable. Blocking: takes one flush and at least one `fdatasync`,
     /// typically milliseconds. Call from a blocking context (see [`Durable::sync_in_background`]).
     pub(crate) fn sync(&self) -> io::Result<()> {
+        let started = Instant::now();
         self.db.flush().map_err(io::Error::from)?;
+        let flushed = Instant::now();
         self.data_file.sync_data()?;
-        self.sync_new_blobs()
+        self.sync_new_blobs()?;
+        if let Some(observer) = self.observer.get() {
+            observer.observe(flushed - started, flushed.elapsed());
+        }
+        Ok(())
     }
 
     /// Run [`Durable::sync`] on tokio's blocking pool and wait for it, so the async caller's worker

@@ -46,6 +46,7 @@ pub mod snapshot;
 pub mod state_machine;
 
 pub use app::Application;
+pub use durable::SyncObserver;
 pub use log_store::SledLogStore;
 pub use open::{open_storage, OpenError};
 pub use snapshot::SledSnapshotBuilder;

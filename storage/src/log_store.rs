@@ -60,6 +60,12 @@ impl<C: RaftTypeConfig> Clone for SledLogStore<C> {
 }
 
 impl<C: RaftTypeConfig> SledLogStore<C> {
+    /// Report the duration of every later durable sync (appends, votes, purges, snapshots) to
+    /// `observer`, e.g. for metrics. Only the first call takes effect.
+    pub fn set_sync_observer(&self, observer: Arc<dyn crate::SyncObserver>) {
+        self.durable.set_observer(observer);
+    }
+
     pub(crate) fn new(logs: sled::Tree, meta: sled::Tree, durable: Arc<Durable>) -> Self {
         Self { logs, meta, durable, _config: PhantomData }
     }

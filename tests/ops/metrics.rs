@@ -56,6 +56,8 @@ async fn metrics_move_with_traffic() {
     assert!(value(&after, "discovery_raft_proposal_batch_size_count") >= 1.0);
     assert!(value(&after, "discovery_raft_commit_latency_seconds_count") >= 1.0);
     assert!(value(&after, "discovery_storage_data_dir_bytes") > 0.0);
+    assert!(value(&after, "discovery_storage_fdatasync_seconds_count") >= 5.0, "one sync per committed entry");
+    assert!(value(&after, "discovery_storage_flush_seconds_count") >= 5.0);
     assert_eq!(value(&after, "discovery_longpoll_waiters"), 0.0);
     assert_eq!(value(&after, "discovery_selfpreservation_protected"), 1.0, "protected during the first minute");
     assert_eq!(value(&after, "discovery_selfpreservation_renews_last_minute"), -1.0);
@@ -89,4 +91,24 @@ async fn two_nodes_in_one_process_have_separate_registries() {
     assert_eq!(value(&scrape(&b).await, "discovery_registry_registers_total"), 0.0);
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_long_poll_records_its_wake_latency() {
+    let node = TestNode::start(|_| {}).await;
+    let series = "discovery_longpoll_wake_latency_seconds_count";
+    assert_eq!(value(&scrape(&node).await, series), 0.0);
+    let poll_url = node.url("/discovery/polls?env=dev&hostname=c1&appid=wake.svc&latest_timestamp=0");
+    let http = node.http.clone();
+    let poll = tokio::spawn(async move { http.get(poll_url).send().await.expect("poll").text().await.expect("body") });
+    wait_until(WAIT, "the poll waits", || async { value(&scrape(&node).await, "discovery_longpoll_waiters") == 1.0 })
+        .await;
+    node.register("dev", "wake.svc", "h1").await;
+    let answer = poll.await.expect("poll task");
+    assert!(answer.contains("\"code\":0") && answer.contains("wake.svc"), "{answer}");
+    let after = scrape(&node).await;
+    assert_eq!(value(&after, series), 1.0, "one woken poll observed");
+    let sum = value(&after, "discovery_longpoll_wake_latency_seconds_sum");
+    assert!(sum > 0.0 && sum < 5.0, "a plausible wake latency: {sum}");
+    node.stop().await;
 }

@@ -33,3 +33,26 @@ async fn append_latency() {
     );
     assert!(at(0.5) > Duration::ZERO);
 }
+
+/// The sync observer sees one flush + fdatasync per durable append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_observer_sees_every_durable_append() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Count(AtomicU64);
+    impl discovery_storage::SyncObserver for Count {
+        fn observe(&self, _flush: Duration, _fdatasync: Duration) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, _sm, _app) = open(dir.path());
+    let seen = Arc::new(Count::default());
+    log.set_sync_observer(seen.clone());
+    for index in 1..=5 {
+        log.blocking_append([normal(1, index, "k", "v")]).await.expect("append");
+    }
+    assert!(seen.0.load(Ordering::SeqCst) >= 5, "one sync per acknowledged append");
+}
