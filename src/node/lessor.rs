@@ -7,10 +7,14 @@
 //!   change never evicts instances whose renews went to the old leader during the election.
 //! - Evictions are proposed with `client_write` on this node (never forwarded): a deposed leader's
 //!   eviction fails. Apply is compare-and-delete on the revision, so a re-registered instance survives.
+//! - Renews are judged only under a leader lease: a quorum confirmed this node's leadership less than
+//!   0.8 × the minimum election timeout ago (re-confirmed every heartbeat). A leader cut off from the
+//!   majority answers "not the leader" (-500) instead of acknowledging renews the real leader never sees.
 //! - Time is `tokio::time::Instant` measured from the lessor's origin, so tests can pause and advance it.
 //! - One info line per eviction batch and per self-preservation switch (on or off), so an operator can tell
 //!   from the log why instances went or stayed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +40,14 @@ pub struct Lessor {
     origin: tokio::time::Instant,
     evict_interval: Duration,
     renews: Family<ResultLabel, Counter>,
+    /// When (ms since `origin`, + 1; 0 = never) a heartbeat round that a quorum acknowledged was *sent*.
+    confirmed_at: AtomicU64,
+    /// How long such a confirmation lets this node judge renews: below the election timeout, so no other
+    /// leader can have been elected meanwhile (followers only start an election an election timeout
+    /// after the last heartbeat they received).
+    lease_window: Duration,
+    /// How often the leader re-confirms its leadership.
+    confirm_every: Duration,
 }
 
 /// The domain settings derived from the node's configuration.
@@ -60,6 +72,25 @@ impl Lessor {
             origin: tokio::time::Instant::now(),
             evict_interval: config.evict_interval,
             renews: Family::default(),
+            confirmed_at: AtomicU64::new(0),
+            lease_window: config.raft.election_min.mul_f64(0.8),
+            confirm_every: config.raft.heartbeat,
+        }
+    }
+
+    /// Record that leadership was confirmed by a quorum for a round started at `started`.
+    fn confirm(&self, started: Duration) {
+        let stamp = u64::try_from(started.as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        self.confirmed_at.fetch_max(stamp, Ordering::SeqCst);
+    }
+
+    /// True while a recent quorum confirmation makes this node certainly the leader. A leader cut off
+    /// from the majority stops judging renews within the window: otherwise it would acknowledge renews
+    /// the real leader never sees (and evicts for), and answer -404 for instances registered since.
+    fn lease_valid(&self) -> bool {
+        match self.confirmed_at.load(Ordering::SeqCst) {
+            0 => false,
+            stamp => self.now().saturating_sub(Duration::from_millis(stamp - 1)) < self.lease_window,
         }
     }
 
@@ -78,6 +109,9 @@ impl Lessor {
 
     /// Renew `key`'s lease: the leader's verdict (renews never enter the Raft log).
     pub fn renew(&self, registry: &RegistryState, key: &InstanceKey) -> Renewal {
+        if !self.lease_valid() {
+            return Renewal::NotLeader;
+        }
         let now = self.now();
         let mut lessor = self.lock();
         // Registers applied since the last scan must be known before the renew is judged.
@@ -141,6 +175,7 @@ pub async fn run(lessor: Arc<Lessor>, raft: Raft, registry: Arc<RegistryState>, 
             }
         };
         // Confirm leadership before trusting it: a stale leader must not start evicting.
+        let started = lessor.now();
         if raft.ensure_linearizable().await.is_err() {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -148,8 +183,13 @@ pub async fn run(lessor: Arc<Lessor>, raft: Raft, registry: Arc<RegistryState>, 
             }
         }
         lessor.promote(&registry);
+        lessor.confirm(started);
         tracing::info!(term, "lessor active: leader confirmed, leases granted the post-election grace");
-        let stopped = serve_term(&lessor, &raft, &registry, term, &mut metrics, &shutdown).await;
+        let stopped = tokio::select! {
+            stopped = serve_term(&lessor, &raft, &registry, term, &mut metrics, &shutdown) => stopped,
+            never = keep_leadership_confirmed(&lessor, &raft) => match never {},
+        };
+        lessor.confirmed_at.store(0, Ordering::SeqCst);
         lessor.demote(&registry);
         tracing::info!(term, "lessor stopped");
         if stopped {
@@ -194,6 +234,20 @@ async fn serve_term(
                     Err(err) => tracing::warn!(count, error = %err, "eviction not committed"),
                 }
             }
+        }
+    }
+}
+
+/// While leader: confirm leadership with a quorum every heartbeat, so renews are judged only under a fresh
+/// confirmation (see `Lessor::lease_valid`). Runs until the caller drops it.
+async fn keep_leadership_confirmed(lessor: &Lessor, raft: &Raft) -> std::convert::Infallible {
+    let mut ticker = tokio::time::interval(lessor.confirm_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let started = lessor.now();
+        if let Ok(Ok(_)) = tokio::time::timeout(lessor.lease_window, raft.ensure_linearizable()).await {
+            lessor.confirm(started);
         }
     }
 }

@@ -93,3 +93,46 @@ async fn assert_refused(what: &str, call: impl std::future::Future<Output = Resu
     assert_eq!(api::code(&body), -500, "{what} on the minority node: {body}");
     assert!(took <= WRITE_REFUSAL_BUDGET, "{what} took {took:?} to be refused (budget {WRITE_REFUSAL_BUDGET:?})");
 }
+
+/// Regression (found by the chaos checker): a leader cut off from the majority kept judging renews from its
+/// stale state, acknowledging renews the real leader never saw (which then evicted those instances) and
+/// answering -404 for instances registered on the majority side. It must answer -500 once it cannot
+/// confirm its leadership, and its renews must never be acknowledged as 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_cut_off_leader_does_not_judge_renews() {
+    let mut cluster = TestCluster::start(3, &["--lease", "10m"]).await;
+    let c = cluster.client.clone();
+    let leader = cluster.wait_for_leader(T).await;
+    let known = Inst::new(APPID, "stale-leader-renew");
+    let answer = api::register(&c, &cluster.base(leader), &known, T).await.expect("register");
+    assert_eq!(api::code(&answer), 0, "{answer}");
+    assert_eq!(api::code(&api::renew(&c, &cluster.base(leader), &known, T).await.expect("renew")), 0);
+
+    // Pause both followers: the leader still believes it leads, but no quorum confirms it any more.
+    for id in cluster.others(leader) {
+        cluster.sigstop(id);
+    }
+    let base = cluster.base(leader);
+    let deadline = Instant::now() + WRITE_REFUSAL_BUDGET;
+    let mut answers = Vec::new();
+    loop {
+        let started = Instant::now();
+        let body = api::renew(&c, &base, &known, T).await.expect("the leader answers renews");
+        answers.push((api::code(&body), started.elapsed()));
+        if api::code(&body) == -500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cut-off leader kept acknowledging renews: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once refused, never acknowledged again while the majority is away.
+    for _ in 0..5 {
+        let body = api::renew(&c, &base, &known, T).await.expect("renew");
+        assert_eq!(api::code(&body), -500, "{body}");
+    }
+    eprintln!("renews on the cut-off leader: {answers:?}");
+    for id in cluster.others(leader) {
+        cluster.sigcont(id);
+    }
+    cluster.wait_for_leader(T).await;
+}
