@@ -1,0 +1,210 @@
+//! `discovery-chaos`: the workload, nemesis driver and checker behind `scripts/chaos/run.sh` (issue 5).
+//!
+//! - `run`: against a running cluster (started by the script in network namespaces), run many concurrent
+//!   clients while the seeded nemesis schedule kills, pauses, partitions, restarts and re-members nodes
+//!   (through `scripts/chaos/ctl.sh`); heal, settle, collect every node's final state, check, and write
+//!   `schedule.json`, `history.jsonl`, `final.json` and `verdict.json` to the output directory.
+//! - `check`: re-check a saved history (and final state) offline; same verdict, same exit code.
+//! - `schedule`: print the schedule a seed gives, without running anything.
+//!
+//! Exit codes: 0 no violation, 1 violations (or a vacuous run), 2 the run could not be done.
+//! Every address it talks to must be loopback or on a directly connected subnet (see [`netguard`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[path = "discovery-chaos/check.rs"]
+mod check;
+#[path = "discovery-chaos/check_avail.rs"]
+mod check_avail;
+#[path = "discovery-chaos/check_lease.rs"]
+mod check_lease;
+#[path = "discovery-chaos/check_model.rs"]
+mod check_model;
+#[path = "discovery-chaos/check_polls.rs"]
+mod check_polls;
+#[path = "discovery-chaos/check_reads.rs"]
+mod check_reads;
+#[path = "discovery-chaos/client.rs"]
+mod client;
+#[path = "discovery-chaos/collect.rs"]
+mod collect;
+#[path = "discovery-chaos/final_state.rs"]
+mod final_state;
+#[path = "discovery-chaos/history.rs"]
+mod history;
+#[path = "discovery-chaos/nemesis.rs"]
+mod nemesis;
+#[path = "discovery-chaos/netguard.rs"]
+mod netguard;
+#[path = "discovery-chaos/rng.rs"]
+mod rng;
+#[path = "discovery-chaos/run.rs"]
+mod run;
+#[path = "discovery-chaos/schedule.rs"]
+mod schedule;
+#[path = "discovery-chaos/workload.rs"]
+mod workload;
+
+/// Chaos testing for the discovery cluster: workload, nemesis and checker.
+#[derive(Debug, Parser)]
+#[command(name = "discovery-chaos")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the workload and the nemesis against a running cluster, then check.
+    Run {
+        /// The cluster: ID=HOST:PORT,... (as the nodes' --peers).
+        #[arg(long)]
+        nodes: String,
+        /// Cluster token (for /admin/*).
+        #[arg(long, env = "CHAOS_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Seed of the schedule and the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds of workload with faults.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The control script.
+        #[arg(long, default_value = "scripts/chaos/ctl.sh")]
+        ctl: PathBuf,
+        /// Replay a saved schedule.json instead of generating one from the seed.
+        #[arg(long)]
+        schedule: Option<PathBuf>,
+        /// The nodes' --lease.
+        #[arg(long, default_value = "10s", value_parser = discovery::duration::parse_duration)]
+        lease: Duration,
+        /// The nodes' --poll-timeout.
+        #[arg(long, default_value = "5s", value_parser = discovery::duration::parse_duration)]
+        poll_timeout: Duration,
+        /// Rule (f): most time from a fault or heal to the next acknowledged write.
+        #[arg(long, default_value = "15s", value_parser = discovery::duration::parse_duration)]
+        recovery_bound: Duration,
+        /// Rule (g): most replication lag assumed on a healthy cluster.
+        #[arg(long, default_value = "3s", value_parser = discovery::duration::parse_duration)]
+        staleness: Duration,
+        /// Number of apps.
+        #[arg(long, default_value_t = 4)]
+        apps: u32,
+    },
+    /// Check a saved history (and final state).
+    Check {
+        /// history.jsonl.
+        #[arg(long)]
+        history: PathBuf,
+        /// final.json (rules (a), (b) and (c) on the final state need it).
+        #[arg(long = "final")]
+        final_state: Option<PathBuf>,
+        /// Write the verdict here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the schedule of a seed.
+    Schedule {
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Cluster size.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_nodes(spec: &str) -> Result<Vec<history::NodeInfo>, String> {
+    spec.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (id, addr) = item.split_once('=').ok_or_else(|| format!("{item}: expected ID=HOST:PORT"))?;
+            let id = id.parse().map_err(|_| format!("{item}: bad id"))?;
+            Ok(history::NodeInfo { id, addr: addr.to_string() })
+        })
+        .collect()
+}
+
+fn verdict_code(verdict: Result<check::Verdict, String>) -> ExitCode {
+    match verdict {
+        Ok(v) if v.ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("discovery-chaos: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            nodes,
+            token,
+            seed,
+            duration,
+            out,
+            ctl,
+            schedule,
+            lease,
+            poll_timeout,
+            recovery_bound,
+            staleness,
+            apps,
+        } => {
+            let nodes = match parse_nodes(&nodes) {
+                Ok(n) if !n.is_empty() => n,
+                Ok(_) => return verdict_code(Err("no nodes".into())),
+                Err(e) => return verdict_code(Err(e)),
+            };
+            if let Err(e) = netguard::check_targets(nodes.iter().map(|n| n.addr.as_str())) {
+                return verdict_code(Err(e));
+            }
+            let config = run::RunConfig {
+                nodes,
+                token,
+                seed,
+                duration_s: duration,
+                out,
+                ctl,
+                schedule,
+                lease,
+                poll_timeout,
+                recovery_bound,
+                staleness,
+                apps,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return verdict_code(Err(format!("tokio: {e}"))),
+            };
+            verdict_code(runtime.block_on(run::run(config)))
+        }
+        Command::Check { history, final_state, out } => {
+            verdict_code(run::check_files(&history, final_state.as_deref(), out.as_deref()))
+        }
+        Command::Schedule { seed, nodes, duration, json } => {
+            let s = schedule::generate(seed, nodes, duration);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print!("{}", schedule::render(&s));
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
