@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::proc::Proc;
+use crate::proc::{register, Proc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_leader_snapshot_and_self_preservation_events() {
@@ -17,25 +17,7 @@ async fn json_logs_carry_leader_snapshot_and_self_preservation_events() {
     node.wait_healthy(Duration::from_secs(20)).await;
     let client = reqwest::Client::new();
     for i in 0..8 {
-        let host = format!("h{i}");
-        let form = [
-            ("zone", "z1"),
-            ("env", "dev"),
-            ("appid", "app"),
-            ("hostname", &host),
-            ("status", "1"),
-            ("addrs", "http://a:1"),
-        ];
-        let answer: Value = client
-            .post(node.url("/discovery/register"))
-            .form(&form)
-            .send()
-            .await
-            .expect("post")
-            .json()
-            .await
-            .expect("json");
-        assert_eq!(answer["code"], 0);
+        register(&client, &node, &format!("h{i}")).await;
     }
     node.wait_log("snapshot built", Duration::from_secs(10)).await;
     let text = node.wait_log("self-preservation off", Duration::from_secs(10)).await;

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::support::free_port;
 
 /// One `discovery` process.
@@ -105,4 +107,26 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Register `host` (app `app`, env `dev`, zone `z1`) on `node` and assert the answer is code 0.
+pub async fn register(client: &reqwest::Client, node: &Proc, host: &str) {
+    let form = [
+        ("zone", "z1"),
+        ("env", "dev"),
+        ("appid", "app"),
+        ("hostname", host),
+        ("status", "1"),
+        ("addrs", "http://a:1"),
+    ];
+    let answer: Value = client
+        .post(node.url("/discovery/register"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["code"], 0, "{answer}");
 }

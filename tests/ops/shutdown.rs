@@ -5,28 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::proc::Proc;
-
-async fn register(client: &reqwest::Client, node: &Proc, host: &str) {
-    let form = [
-        ("zone", "z1"),
-        ("env", "dev"),
-        ("appid", "app"),
-        ("hostname", host),
-        ("status", "1"),
-        ("addrs", "http://a:1"),
-    ];
-    let answer: Value = client
-        .post(node.url("/discovery/register"))
-        .form(&form)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["code"], 0, "{answer}");
-}
+use crate::proc::{register, Proc};
 
 async fn hosts(client: &reqwest::Client, node: &Proc) -> (Vec<String>, i64) {
     let body: Value = client
