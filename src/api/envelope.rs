@@ -156,6 +156,15 @@ impl<T: Serialize> IntoResponse for MapEnvelope<T> {
 /// Body used when a payload cannot be serialized: the response is still a valid envelope.
 const SERIALIZE_FAILED: &[u8] = br#"{"code":-500,"message":"response serialization failed","ttl":1}"#;
 
+/// HTTP 200 with the JSON headers around an already encoded envelope whose code is `code`.
+pub fn encoded_response(code: i32, body: axum::body::Bytes) -> Response {
+    let headers = [
+        (CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
+        (HeaderName::from_static(STATUS_CODE_HEADER), HeaderValue::from(code)),
+    ];
+    (StatusCode::OK, headers, body).into_response()
+}
+
 /// HTTP 200 with the JSON headers; falls back to a -500 body if serialization failed.
 fn respond(code: i32, body: Result<Vec<u8>, serde_json::Error>) -> Response {
     let (code, body) = match body {
@@ -165,11 +174,7 @@ fn respond(code: i32, body: Result<Vec<u8>, serde_json::Error>) -> Response {
             (-500, SERIALIZE_FAILED.to_vec())
         }
     };
-    let headers = [
-        (CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
-        (HeaderName::from_static(STATUS_CODE_HEADER), HeaderValue::from(code)),
-    ];
-    (StatusCode::OK, headers, body).into_response()
+    encoded_response(code, body.into())
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::envelope::encoded_response;
 use super::{ApiError, ArgFetch, ArgFetchs, Bind, Envelope};
 use crate::node::membership::current_membership;
 use crate::node::AppState;
+use crate::registry::infra::INFRA_APPID;
 use crate::registry::model::Instance;
 use crate::registry::view::{InstanceInfo, View};
 
@@ -21,16 +24,27 @@ pub fn routes() -> Router<AppState> {
         .route("/discovery/fetch/all", get(fetch_all))
 }
 
-async fn fetch(State(state): State<AppState>, Bind(arg): Bind<ArgFetch>) -> Result<Envelope<InstanceInfo>, ApiError> {
+async fn fetch(State(state): State<AppState>, Bind(arg): Bind<ArgFetch>) -> Result<Response, ApiError> {
     if arg.consistent {
         linearize(&state).await?;
     }
-    let membership = current_membership(&state.raft, &state.config);
+    if arg.appid == INFRA_APPID {
+        let membership = current_membership(&state.raft, &state.config);
+        let registry = state.registry.read();
+        return View::new(&registry, &membership)
+            .fetch(&arg.env, &arg.appid, arg.zone.as_deref(), arg.status)
+            .map(|info| Envelope::ok_data(info).into_response())
+            .ok_or_else(ApiError::not_found_null);
+    }
     let registry = state.registry.read();
-    View::new(&registry, &membership)
-        .fetch(&arg.env, &arg.appid, arg.zone.as_deref(), arg.status)
-        .map(Envelope::ok_data)
-        .ok_or_else(ApiError::not_found_null)
+    match state.fetch_cache.fetch(&registry, &arg.env, &arg.appid, arg.zone.as_deref(), arg.status) {
+        Ok(Some(body)) => Ok(encoded_response(0, body)),
+        Ok(None) => Err(ApiError::not_found_null()),
+        Err(err) => {
+            tracing::error!(%err, "fetch answer serialization failed");
+            Err(ApiError::ServerErr("response serialization failed".into()))
+        }
+    }
 }
 
 async fn fetchs(

@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod fetch_cache;
 pub mod nodes;
 pub mod params;
 pub mod poll;

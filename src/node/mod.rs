@@ -75,6 +75,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// This node's Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<NodeMetrics>,
+    /// Encoded fetch answers of unchanged apps.
+    pub fetch_cache: Arc<crate::api::fetch_cache::FetchCache>,
 }
 
 /// Why a node could not start or stopped abnormally.
@@ -192,6 +194,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         membership_change,
         shutdown: shutdown.clone(),
         metrics,
+        fetch_cache: Arc::default(),
     };
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     let app = router(state.clone());

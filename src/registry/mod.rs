@@ -32,4 +32,4 @@ pub use store::Registry;
 pub use view::{InstanceInfo, PollDecision, PollsAnswer, View};
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
