@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::internal_wire::{
-    ReadIndexReply, RenewRequest, WriteReply, WriteRequest, READ_INDEX_PATH, RENEW_PATH, WRITE_PATH,
+    ReadIndexReply, RenewRequest, WriteReply, WriteRequest, WritesRequest, READ_INDEX_PATH, RENEW_PATH, WRITES_PATH,
+    WRITE_PATH,
 };
 use super::proposer::ProposeError;
 use super::renewal::renew_local;
@@ -20,7 +21,24 @@ use super::AppState;
 
 /// Routes of the internal API.
 pub fn internal_routes() -> Router<AppState> {
-    Router::new().route(WRITE_PATH, post(write)).route(RENEW_PATH, post(renew)).route(READ_INDEX_PATH, post(read_index))
+    Router::new()
+        .route(WRITE_PATH, post(write))
+        .route(WRITES_PATH, post(writes))
+        .route(RENEW_PATH, post(renew))
+        .route(READ_INDEX_PATH, post(read_index))
+}
+
+fn is_member(state: &AppState, id: u64) -> bool {
+    state.raft.metrics().borrow().membership_config.membership().get_node(&id).is_some()
+}
+
+fn write_reply(result: Result<super::proposer::Committed, ProposeError>) -> WriteReply {
+    match result {
+        Ok(committed) => WriteReply::Committed { outcome: committed.outcome, index: committed.index },
+        Err(ProposeError::NotLeader { leader }) => WriteReply::NotLeader { leader: leader.map(|(_, addr)| addr) },
+        Err(ProposeError::Overloaded) => WriteReply::Overloaded,
+        Err(err) => WriteReply::Failed(err.to_string()),
+    }
 }
 
 async fn write(State(state): State<AppState>, body: Bytes) -> Response {
@@ -28,17 +46,22 @@ async fn write(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(response) => return *response,
     };
-    let is_member = state.raft.metrics().borrow().membership_config.membership().get_node(&request.from).is_some();
-    if !is_member {
+    if !is_member(&state, request.from) {
         return encode(&WriteReply::NotMember);
     }
-    let reply = match state.proposer.propose(request.command).await {
-        Ok(committed) => WriteReply::Committed { outcome: committed.outcome, index: committed.index },
-        Err(ProposeError::NotLeader { leader }) => WriteReply::NotLeader { leader: leader.map(|(_, addr)| addr) },
-        Err(ProposeError::Overloaded) => WriteReply::Overloaded,
-        Err(err) => WriteReply::Failed(err.to_string()),
+    encode(&write_reply(state.proposer.propose(request.command).await))
+}
+
+async fn writes(State(state): State<AppState>, body: Bytes) -> Response {
+    let request: WritesRequest = match decode(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
-    encode(&reply)
+    if !is_member(&state, request.from) {
+        return encode(&vec![WriteReply::NotMember; request.commands.len()]);
+    }
+    let results = state.proposer.propose_all(request.commands).await;
+    encode(&results.into_iter().map(write_reply).collect::<Vec<_>>())
 }
 
 async fn renew(State(state): State<AppState>, body: Bytes) -> Response {

@@ -12,6 +12,8 @@ use crate::registry::model::{Instance, InstanceKey};
 pub const WRITE_PATH: &str = "/internal/write";
 /// Path of a batch of forwarded renews.
 pub const RENEW_PATH: &str = "/internal/renew";
+/// Path of a batch of forwarded writes (answered with one [`WriteReply`] per command, in order).
+pub const WRITES_PATH: &str = "/internal/writes";
 /// Path of a read-index request.
 pub const READ_INDEX_PATH: &str = "/internal/read_index";
 
@@ -22,6 +24,15 @@ pub struct WriteRequest {
     pub command: Command,
     /// Id of the forwarding node: the leader refuses writes forwarded by a node it removed (that node may
     /// never learn of its removal, since it no longer receives the log).
+    pub from: u64,
+}
+
+/// Forwarded writes, proposed on the leader in this order (usually in one entry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WritesRequest {
+    /// The commands.
+    pub commands: Vec<Command>,
+    /// Id of the forwarding node (see [`WriteRequest::from`]).
     pub from: u64,
 }
 

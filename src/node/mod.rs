@@ -8,6 +8,8 @@
 //! | proposer | the write queue | cancel, or all handles dropped |
 //! | lessor | the leader's lease table | cancel; idles while not leader |
 //! | renew forwarder | the queue of renews bound for the leader | cancel |
+//! | write forwarder | the queue of writes bound for the leader | cancel |
+//! | read-index batcher | the queue of consistent reads waiting for a read index | cancel |
 //! | membership watch | nothing (wakes `infra.discovery` polls) | cancel |
 //! | raft events watch | nothing (logs and counts leader changes and snapshots) | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
@@ -22,11 +24,14 @@ pub mod internal_wire;
 pub mod lessor;
 pub mod membership;
 pub mod metrics;
+pub mod pipeline;
 pub mod proposer;
+pub mod read_index_batching;
 pub mod renewal;
 pub mod routing;
 pub mod server;
 pub mod state_machine;
+pub mod write_forwarding;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,8 +51,10 @@ use forward::Forwarder;
 use lessor::Lessor;
 use metrics::{NodeMetrics, ProposalMetrics, StorageMetrics};
 use proposer::Proposer;
+use read_index_batching::ReadIndexBatcher;
 use renewal::RenewForwarder;
 use state_machine::RegistryState;
+use write_forwarding::WriteForwarder;
 
 /// How long in-flight requests may take to finish once the node is stopping.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -69,6 +76,10 @@ pub struct AppState {
     pub forwarder: Forwarder,
     /// Batches renews to the leader.
     pub renewals: RenewForwarder,
+    /// Batches writes to the leader (when this node is not the leader).
+    pub writes: WriteForwarder,
+    /// Shares read-index round trips to the leader among consistent reads.
+    pub read_indexes: ReadIndexBatcher,
     /// Held while a membership change runs (one at a time).
     pub membership_change: Arc<tokio::sync::Mutex<()>>,
     /// Cancelled when the node stops: long polls answer -304 at once.
@@ -182,6 +193,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
 
     let forwarder = Forwarder::new(config.cluster_token.clone());
     let (renewals, renew_queue) = RenewForwarder::channel();
+    let (writes, writes_task) = WriteForwarder::spawn(forwarder.clone(), config.id, shutdown.clone());
+    tasks.spawn(async move {
+        let _ = writes_task.await;
+    });
+    let (read_indexes, reads_task) = ReadIndexBatcher::spawn(forwarder.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let _ = reads_task.await;
+    });
     let membership_change = Arc::default();
     let state = AppState {
         raft,
@@ -191,6 +210,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         config,
         forwarder,
         renewals,
+        writes,
+        read_indexes,
         membership_change,
         shutdown: shutdown.clone(),
         metrics,

@@ -1,7 +1,16 @@
 //! Write batching: commands that arrive together share one Raft entry.
 //!
+//! Batches are formed by [`pipeline`](super::pipeline) with one proposal in flight: a command arriving
+//! while the proposer is idle is proposed at once, alone; commands arriving while a proposal commits
+//! queue, and the next proposal takes them all, so batches grow with the load and no timer adds latency.
+//! Why one and not several: openraft 0.9 makes each entry durable with its own append (one fsync each,
+//! never overlapped), so overlapping proposals only split the load into more, smaller fsyncs (measured:
+//! 23,000 registers/s with one in flight, 20,700 with two, 15,300 with four; 64 clients, one node).
+//!
 //! Invariants:
 //! - One `client_write` per batch; each caller gets the outcome of its own command, in order.
+//! - Apply never depends on stamps rising from one entry to the next (cursors are
+//!   `max(stamp, high_water + 1)`, see `registry::store`), so raising [`IN_FLIGHT`] stays correct.
 //! - The batch is stamped once with the leader's wall clock (Unix ns) just before proposing; apply takes
 //!   all time from that stamp, never from its own clock.
 //! - A proposal is only made on this node: on a follower `client_write` fails with `ForwardToLeader` and
@@ -20,13 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{ProposalMetrics, ResultLabel};
+use super::pipeline::{self, Shape};
 use crate::raft_types::{NodeId, Raft};
 use crate::registry::command::{Batch, Command, Outcome};
 
 /// Most commands in one Raft entry.
 pub const MAX_BATCH: usize = 512;
-/// How long the first command of a batch waits for company.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+/// Most proposals being committed at once (see the module doc for why one).
+pub const IN_FLIGHT: usize = 1;
 /// Queue length in front of the proposer; a full queue answers overload.
 pub const QUEUE_CAPACITY: usize = 8192;
 
@@ -86,46 +96,47 @@ impl Proposer {
 
     /// Propose one command and wait for its outcome.
     pub async fn propose(&self, command: Command) -> Result<Committed, ProposeError> {
+        let rx = self.enqueue(command)?;
+        rx.await.unwrap_or_else(|_| Err(ProposeError::Unavailable("shutting down".into())))
+    }
+
+    /// Propose several commands (queued back to back, so they usually share an entry) and wait for each
+    /// one's outcome, in order.
+    pub async fn propose_all(&self, commands: Vec<Command>) -> Vec<Result<Committed, ProposeError>> {
+        let queued: Vec<_> = commands.into_iter().map(|command| self.enqueue(command)).collect();
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for rx in queued {
+            outcomes.push(match rx {
+                Ok(rx) => rx.await.unwrap_or_else(|_| Err(ProposeError::Unavailable("shutting down".into()))),
+                Err(err) => Err(err),
+            });
+        }
+        outcomes
+    }
+
+    fn enqueue(&self, command: Command) -> Result<oneshot::Receiver<Result<Committed, ProposeError>>, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx.try_send(Pending { command, reply }).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => ProposeError::Unavailable("shutting down".into()),
         })?;
-        rx.await.unwrap_or_else(|_| Err(ProposeError::Unavailable("shutting down".into())))
+        Ok(rx)
     }
 }
 
 async fn run(
     raft: Raft,
-    mut rx: mpsc::Receiver<Pending>,
+    rx: mpsc::Receiver<Pending>,
     timeout: Duration,
     shutdown: CancellationToken,
     metrics: ProposalMetrics,
 ) {
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            next = rx.recv() => match next { Some(p) => p, None => return },
-        };
-        let batch = collect(first, &mut rx).await;
-        propose_batch(&raft, batch, timeout, &metrics).await;
-    }
-}
-
-/// Take the first command plus whatever arrives within the batch window, up to `MAX_BATCH`.
-async fn collect(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> Vec<Pending> {
-    let mut batch = vec![first];
-    let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(p) => batch.push(p),
-            Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(p)) => batch.push(p),
-                _ => break,
-            },
-        }
-    }
-    batch
+    let shape = Shape { max_batch: MAX_BATCH, in_flight: IN_FLIGHT };
+    pipeline::run(rx, shape, shutdown, move |batch| {
+        let (raft, metrics) = (raft.clone(), metrics.clone());
+        async move { propose_batch(&raft, batch, timeout, &metrics).await }
+    })
+    .await;
 }
 
 async fn propose_batch(raft: &Raft, batch: Vec<Pending>, timeout: Duration, metrics: &ProposalMetrics) {

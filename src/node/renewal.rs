@@ -1,9 +1,8 @@
 //! Renews: judged by the leader's lessor, never written to the Raft log. A follower forwards the renews it
-//! receives to the leader in small batches and answers each client with the leader's verdict; with no
+//! receives to the leader in batches ([`pipeline`](super::pipeline): whatever queued while the previous
+//! batches were on their way, no timer) and answers each client with the leader's verdict; with no
 //! reachable leader the verdict is "not the leader" (-500), never -404, which would make every client
 //! re-register at once.
-
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -11,14 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::forward::{leader, next_leader, ForwardError, LeaderHint};
 use super::internal_wire::{RenewReply, RenewRequest, RENEW_PATH};
+use super::pipeline::{self, Shape};
 use super::AppState;
 use crate::registry::lessor::Renewal;
 use crate::registry::model::InstanceKey;
 
 /// Most renews in one forwarded batch.
-pub const MAX_RENEW_BATCH: usize = 256;
-/// How long the first renew of a batch waits for company.
-pub const RENEW_WINDOW: Duration = Duration::from_millis(2);
+pub const MAX_RENEW_BATCH: usize = 512;
+/// Forwarded renew batches on their way at once.
+pub const RENEWS_IN_FLIGHT: usize = 2;
 /// Queue length in front of the renew forwarder.
 pub const RENEW_QUEUE: usize = 16_384;
 
@@ -60,27 +60,20 @@ impl RenewForwarder {
         rx.await.unwrap_or(RenewReply::NotLeader)
     }
 
-    /// The batching loop: collect renews for a moment, send them to the leader as one request.
-    pub async fn run(state: AppState, mut rx: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = rx.recv() => match next { Some(p) => p, None => return },
-            };
-            let mut batch = vec![first];
-            let window = Instant::now() + RENEW_WINDOW;
-            while batch.len() < MAX_RENEW_BATCH {
-                match tokio::time::timeout_at(window, rx.recv()).await {
-                    Ok(Some(p)) => batch.push(p),
-                    _ => break,
+    /// The batching loop: send whatever is queued to the leader as one request, answer each renew.
+    pub async fn run(state: AppState, rx: mpsc::Receiver<Pending>, shutdown: CancellationToken) {
+        let shape = Shape { max_batch: MAX_RENEW_BATCH, in_flight: RENEWS_IN_FLIGHT };
+        pipeline::run(rx, shape, shutdown, move |batch: Vec<Pending>| {
+            let state = state.clone();
+            async move {
+                let (keys, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let verdicts = renew_batch(&state, keys).await;
+                for (reply, verdict) in replies.into_iter().zip(verdicts) {
+                    let _ = reply.send(verdict);
                 }
             }
-            let (keys, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let verdicts = renew_batch(&state, keys).await;
-            for (reply, verdict) in replies.into_iter().zip(verdicts) {
-                let _ = reply.send(verdict);
-            }
-        }
+        })
+        .await;
     }
 }
 

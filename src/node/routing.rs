@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::forward::{leader, next_leader, ForwardError, LeaderHint};
-use super::internal_wire::{ReadIndexReply, WriteReply, WriteRequest, READ_INDEX_PATH, WRITE_PATH};
+use super::internal_wire::{ReadIndexReply, WriteReply};
 use super::proposer::ProposeError;
 use super::AppState;
 use crate::registry::command::{Command, Outcome};
@@ -84,20 +84,17 @@ impl AppState {
                         return Err(RouteError::Unavailable(err.to_string()))
                     }
                 },
-                LeaderHint::Other(addr) => {
-                    let request = WriteRequest { command: command.clone(), from: self.config.id };
-                    match self.forwarder.call::<_, WriteReply>(addr, WRITE_PATH, &request, deadline).await {
-                        Ok(WriteReply::Committed { outcome, index }) => {
-                            self.wait_applied(index).await;
-                            return Ok(outcome);
-                        }
-                        Ok(WriteReply::NotLeader { .. }) | Err(ForwardError::Unreachable(_)) => {}
-                        Ok(WriteReply::Overloaded) => return Err(RouteError::Overloaded),
-                        Ok(WriteReply::NotMember) => return Err(RouteError::NotMember),
-                        Ok(WriteReply::Failed(reason)) => return Err(RouteError::Unavailable(reason)),
-                        Err(err) => return Err(err.into()),
+                LeaderHint::Other(addr) => match self.writes.forward(addr, command.clone(), deadline).await {
+                    Ok(WriteReply::Committed { outcome, index }) => {
+                        self.wait_applied(index).await;
+                        return Ok(outcome);
                     }
-                }
+                    Ok(WriteReply::NotLeader { .. }) | Err(ForwardError::Unreachable(_)) => {}
+                    Ok(WriteReply::Overloaded) => return Err(RouteError::Overloaded),
+                    Ok(WriteReply::NotMember) => return Err(RouteError::NotMember),
+                    Ok(WriteReply::Failed(reason)) => return Err(RouteError::Unavailable(reason)),
+                    Err(err) => return Err(err.into()),
+                },
             }
             hint = next_leader(&self.raft, &stale, deadline).await?;
         }
@@ -116,19 +113,17 @@ impl AppState {
                     Ok(Err(openraft::error::RaftError::APIError(_))) => {}
                     Ok(Err(err)) => return Err(RouteError::Unavailable(err.to_string())),
                 },
-                LeaderHint::Other(addr) => {
-                    match self.forwarder.call::<_, ReadIndexReply>(addr, READ_INDEX_PATH, &(), deadline).await {
-                        Ok(ReadIndexReply::Index(index)) => {
-                            return if self.wait_applied_until(index, deadline + APPLY_WAIT).await {
-                                Ok(())
-                            } else {
-                                Err(RouteError::Unavailable("this node could not catch up in time".into()))
-                            };
-                        }
-                        Ok(ReadIndexReply::NotLeader) | Err(ForwardError::Unreachable(_)) => {}
-                        Err(err) => return Err(err.into()),
+                LeaderHint::Other(addr) => match self.read_indexes.read_index(addr, deadline).await {
+                    Ok(ReadIndexReply::Index(index)) => {
+                        return if self.wait_applied_until(index, deadline + APPLY_WAIT).await {
+                            Ok(())
+                        } else {
+                            Err(RouteError::Unavailable("this node could not catch up in time".into()))
+                        };
                     }
-                }
+                    Ok(ReadIndexReply::NotLeader) | Err(ForwardError::Unreachable(_)) => {}
+                    Err(err) => return Err(err.into()),
+                },
             }
             hint = next_leader(&self.raft, &stale, deadline).await?;
         }
@@ -143,7 +138,8 @@ impl AppState {
     }
 
     async fn wait_applied_until(&self, index: u64, deadline: Instant) -> bool {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "read your writes").await.is_ok()
+        let mut applied = self.registry.applied_index();
+        let reached = tokio::time::timeout_at(deadline, applied.wait_for(|at| *at >= index)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 }

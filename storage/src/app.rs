@@ -15,4 +15,8 @@ pub trait Application<C: RaftTypeConfig>: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, String>;
     /// Replace the whole state with a snapshot's bytes (also wakes anything waiting on the state).
     fn restore(&self, data: &[u8]) -> Result<(), String>;
+    /// Every entry up to `last` is applied: normal, blank and membership entries alike, or a restored
+    /// snapshot ending there. Called after each `apply` call and each restore; lets the application keep
+    /// an exact "applied index" for read-your-writes waits. Does nothing unless overridden.
+    fn applied_up_to(&self, _last: &LogId<C::NodeId>) {}
 }

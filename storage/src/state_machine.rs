@@ -67,6 +67,9 @@ where
         })?;
         self.last_applied = meta.last_log_id.clone();
         self.membership = meta.last_membership.clone();
+        if let Some(last) = &self.last_applied {
+            self.app.applied_up_to(last);
+        }
         Ok(())
     }
 
@@ -123,6 +126,9 @@ where
             }
         }
         self.apply_batch(&mut batch, &mut out)?;
+        if let Some(last) = &self.last_applied {
+            self.app.applied_up_to(last);
+        }
         Ok(out)
     }
 

@@ -92,3 +92,46 @@ async fn consistent_read_on_follower_sees_write_acked_elsewhere() {
     latencies.sort();
     eprintln!("consistent fetch on a follower: median {:?}, max {:?}", latencies[10], latencies[19]);
 }
+
+/// Forwarded writes travel in batches (`node::write_forwarding`): many concurrent registers through one
+/// follower take far fewer Raft entries than writes, each caller still gets its own answer, and the
+/// follower reads every acknowledged write at once. Concurrent `consistent=1` reads that share read-index
+/// round trips (`node::read_index_batching`) all see every write acknowledged before they started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_a_follower_share_entries_and_read_their_writes() {
+    const WRITES: usize = 120;
+    let cluster = TestCluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(T).await;
+    let follower = cluster.others(leader)[0];
+    let base = cluster.base(follower);
+    let before = cluster.leader_applied(T).await;
+
+    let calls = (0..WRITES).map(|n| {
+        let (client, base) = (cluster.client.clone(), base.clone());
+        async move {
+            let inst = Inst::new("reads.batched", format!("host-{n}"));
+            let answer = api::register(&client, &base, &inst, T).await.expect("register through the follower");
+            assert_eq!(api::code(&answer), 0, "register {n} through the follower: {answer}");
+        }
+    });
+    futures::future::join_all(calls).await;
+
+    let own = api::fetch(&cluster.client, &base, "reads.batched", false, T).await.expect("fetch on the follower");
+    assert_eq!(api::hostnames(&own).len(), WRITES, "the follower reads every write it acknowledged: {own}");
+    let used = cluster.leader_applied(T).await - before;
+    eprintln!("{WRITES} concurrent writes through a follower used {used} Raft entries");
+    assert!(used < WRITES as u64, "forwarded writes must share entries: {used} entries for {WRITES} writes");
+
+    // Consistent reads on the other follower, concurrent, right after more writes acknowledged by the leader.
+    let reader = cluster.base(cluster.others(leader)[1]);
+    for round in 0..5 {
+        let inst = Inst::new("reads.batched", format!("late-{round}"));
+        let answer = api::register(&cluster.client, &cluster.base(leader), &inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "{answer}");
+        let reads = (0..32).map(|_| api::fetch(&cluster.client, &reader, "reads.batched", true, T));
+        for body in futures::future::join_all(reads).await {
+            let body = body.expect("consistent fetch");
+            assert!(api::hostnames(&body).contains(&inst.hostname), "round {round}: a consistent read missed {inst:?}");
+        }
+    }
+}
