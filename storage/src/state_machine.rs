@@ -61,7 +61,17 @@ where
     }
 
     fn restore(&mut self, meta: &SnapshotMeta<C::NodeId, C::Node>, data: &[u8]) -> StorageResult<(), C> {
-        self.app.restore(data).map_err(|reason| {
+        let restored = self.app.restore(data);
+        self.restored(meta, restored)
+    }
+
+    /// Bookkeeping after the application restored (or failed to restore) the snapshot `meta`.
+    fn restored(
+        &mut self,
+        meta: &SnapshotMeta<C::NodeId, C::Node>,
+        restored: Result<(), String>,
+    ) -> StorageResult<(), C> {
+        restored.map_err(|reason| {
             let e = AnyError::error(format!("application could not restore snapshot {}: {reason}", meta.snapshot_id));
             StorageIOError::read_snapshot(Some(meta.signature()), e)
         })?;
@@ -164,8 +174,16 @@ where
     ) -> StorageResult<(), C> {
         let data = snapshot.into_inner();
         // Restore first: it validates the bytes, so a snapshot the application cannot read is never
-        // stored (it would stop this node from ever starting again).
-        self.restore(meta, &data)?;
+        // stored (it would stop this node from ever starting again). Decoding a large snapshot takes long,
+        // so it runs on the blocking pool (as building one does, see `get_snapshot_builder`).
+        let app = Arc::clone(&self.app);
+        let (data, restored) = tokio::task::spawn_blocking(move || {
+            let restored = app.restore(&data);
+            (data, restored)
+        })
+        .await
+        .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e.to_string())))?;
+        self.restored(meta, restored)?;
         self.snapshots.save(meta, &data, Replace::Always).await?;
         tracing::info!(snapshot = %meta, "installed snapshot");
         Ok(())
