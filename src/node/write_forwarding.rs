@@ -21,7 +21,7 @@ use crate::registry::command::Command;
 /// Most writes in one forwarded request.
 pub const MAX_FORWARD_BATCH: usize = 512;
 /// Forwarded requests on their way at once.
-pub const FORWARDS_IN_FLIGHT: usize = 2;
+pub const FORWARDS_IN_FLIGHT: usize = 8;
 /// Queue length in front of the forwarder; a full queue answers overload.
 pub const FORWARD_QUEUE: usize = 8192;
 
