@@ -199,6 +199,12 @@ pub struct ServerArgs {
     #[arg(long, env = "DISCOVERY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
+    /// Threads that run the node's async work (HTTP, Raft, apply). 0 picks for the machine: one thread on
+    /// machines with up to 2 CPUs (waking a second worker costs more than it brings there), one per CPU
+    /// above. 1 is tokio's single-threaded scheduler. Disk syncs run on separate threads either way.
+    #[arg(long, env = "DISCOVERY_WORKER_THREADS", default_value_t = 0, value_name = "N")]
+    pub worker_threads: usize,
+
     /// Ids of the settings given on the command line or in the environment (filled by
     /// [`Cli::try_parse_with_sources_from`]); the config file fills only the others.
     #[arg(skip)]
@@ -265,6 +271,7 @@ impl ServerArgs {
             api_token: pick_opt!(api_token),
             read_timeout: pick!(read_timeout),
             max_connections: pick!(max_connections),
+            worker_threads: pick!(worker_threads),
             ..Config::default()
         };
         cfg.validate()?;
@@ -297,8 +304,20 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let cfg = parse(&["--addr", "127.0.0.1:9000", "--id", "3", "--lease", "500ms", "--protect-threshold", "0"])
-            .expect("valid flags");
+        let cfg = parse(&[
+            "--addr",
+            "127.0.0.1:9000",
+            "--id",
+            "3",
+            "--lease",
+            "500ms",
+            "--protect-threshold",
+            "0",
+            "--worker-threads",
+            "2",
+        ])
+        .expect("valid flags");
+        assert_eq!(cfg.worker_threads, 2);
         assert_eq!(cfg.addr, "127.0.0.1:9000");
         assert_eq!(cfg.id, 3);
         assert_eq!(cfg.lease, Duration::from_millis(500));
@@ -384,6 +403,8 @@ mod tests {
     fn bad_values_name_the_flag() {
         assert!(parse(&["--lease", "ten"]).expect_err("bad").contains("--lease"));
         assert!(parse(&["--id", "0"]).expect_err("bad").contains("--id"));
+        assert!(parse(&["--worker-threads", "100000"]).expect_err("bad").contains("--worker-threads"));
+        assert!(parse(&["--worker-threads", "-1"]).is_err(), "not a count");
         assert!(parse(&["--addr", "0.0.0.0:7171"]).expect_err("bad").contains("--cluster-token"));
     }
 }

@@ -125,6 +125,8 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Most TCP connections served at once; more are answered -503 and closed.
     pub max_connections: usize,
+    /// Worker threads of the process's runtime; 0 picks for the machine (see [`crate::runtime`]).
+    pub worker_threads: usize,
 }
 
 impl Default for Config {
@@ -148,6 +150,7 @@ impl Default for Config {
             api_token: None,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            worker_threads: 0,
         }
     }
 }
@@ -194,6 +197,14 @@ pub enum ConfigError {
     /// `--max-connections` must be positive.
     #[error("--max-connections must be greater than zero")]
     ZeroMaxConnections,
+    /// `--worker-threads` beyond any sensible machine.
+    #[error("--worker-threads must be at most {max} (0 picks for the machine), got {got}")]
+    TooManyWorkerThreads {
+        /// The value given.
+        got: usize,
+        /// The largest accepted.
+        max: usize,
+    },
     /// The config file cannot be used; the message names the file and the key.
     #[error("config file {path}: {message}")]
     File {
@@ -236,6 +247,10 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::ZeroMaxConnections);
+        }
+        if self.worker_threads > crate::runtime::MAX_WORKER_THREADS {
+            let max = crate::runtime::MAX_WORKER_THREADS;
+            return Err(ConfigError::TooManyWorkerThreads { got: self.worker_threads, max });
         }
         for (name, value) in [
             ("--lease", self.lease),

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub read_timeout: Option<Duration>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
+    /// `--worker-threads`.
+    pub worker_threads: Option<usize>,
 
     /// Original: every node of the cluster, self included (`["host:port", ...]`).
     pub nodes: Option<Vec<String>>,

@@ -10,6 +10,7 @@
 //!   command line that build it.
 //! - `ui`: the server-rendered status page at `/`.
 //! - `raft_types`: the openraft type configuration (entries carry `registry::command::Batch`).
+//! - `runtime`: the tokio runtime a node runs on (`--worker-threads`).
 
 pub mod api;
 pub mod cli;
@@ -21,5 +22,6 @@ pub mod duration;
 pub mod node;
 pub mod raft_types;
 pub mod registry;
+pub mod runtime;
 pub mod signal;
 pub mod ui;

@@ -1,26 +1,16 @@
-//! The `discovery` binary: parse flags, set up logging, bind the listener, run the node until SIGINT or
-//! SIGTERM. Everything else lives in the library.
+//! The `discovery` binary: parse flags, set up logging, build the runtime, bind the listener, run the node
+//! until SIGINT or SIGTERM. Everything else lives in the library.
 
 use std::process::ExitCode;
 
 use discovery::cli::{Cli, Commands};
 use discovery::client::commands;
-use discovery::config::LogFormat;
+use discovery::config::{Config, LogFormat};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse_with_sources();
     if let Some(command) = cli.command {
-        let done = match command {
-            Commands::Cluster(args) => discovery::cluster_cli::run(args).await.map(|text| println!("{text}")),
-            Commands::Fetch(args) => commands::fetch(args).await,
-            Commands::Register(args) => commands::register(args).await,
-            Commands::Watch(args) => commands::watch(args).await,
-        };
-        return match done {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => fail(&message),
-        };
+        return run_client(command);
     }
     let (config, ignored) = match cli.server.into_config() {
         Ok(parsed) => parsed,
@@ -30,6 +20,37 @@ async fn main() -> ExitCode {
     for key in ignored {
         tracing::warn!(key, "config file key of the original server has no effect here; ignored");
     }
+    let cpus = discovery::runtime::available_cpus();
+    let threads = discovery::runtime::worker_threads(config.worker_threads, cpus);
+    let runtime = match discovery::runtime::build(threads) {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the runtime: {err}")),
+    };
+    tracing::info!(worker_threads = threads, cpus, "runtime");
+    runtime.block_on(run_node(config))
+}
+
+/// A client command: a short-lived process, one thread is plenty.
+fn run_client(command: Commands) -> ExitCode {
+    let runtime = match discovery::runtime::build(1) {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the runtime: {err}")),
+    };
+    let done = runtime.block_on(async {
+        match command {
+            Commands::Cluster(args) => discovery::cluster_cli::run(args).await.map(|text| println!("{text}")),
+            Commands::Fetch(args) => commands::fetch(args).await,
+            Commands::Register(args) => commands::register(args).await,
+            Commands::Watch(args) => commands::watch(args).await,
+        }
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+async fn run_node(config: Config) -> ExitCode {
     let socket = match config.socket_addr() {
         Ok(socket) => socket,
         Err(err) => return fail(&err.to_string()),
