@@ -17,6 +17,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The same allocator as the server, so that the load generator takes as little of the shared cores as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "discovery-bench/client.rs"]
 mod client;
 #[path = "discovery-bench/cluster.rs"]
