@@ -23,14 +23,16 @@ struct Seen {
 }
 
 fn look(raft: &Raft, registry: &RegistryState) -> (Seen, ServerState, Option<u64>) {
-    let m = raft.metrics().borrow().clone();
+    // Borrowed, not cloned: this runs on every metrics change (several per committed entry).
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
     let seen = Seen {
         leader: m.current_leader,
         term: m.current_term,
         snapshot: m.snapshot.map(|l| l.index),
         restores: registry.restores(),
     };
-    (seen, m.state, m.last_applied.map(|l| l.index))
+    (seen, m.state, m.last_applied.as_ref().map(|l| l.index))
 }
 
 /// Log and count leader changes and snapshots until `shutdown`.
