@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::LogId;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::change_hub::ChangeHub;
 use crate::raft_types::{NodeId, TypeConfig};
@@ -32,6 +32,8 @@ pub struct RegistryState {
     applied: watch::Sender<u64>,
     collect_leases: AtomicBool,
     lease_events: Mutex<Vec<LeaseEvent>>,
+    /// Signalled when lease events were collected (a stored permit if nobody waits: none is lost).
+    lease_events_ready: Notify,
     counters: ApplyCounters,
     restores: AtomicU64,
 }
@@ -71,6 +73,7 @@ impl Default for RegistryState {
             applied: watch::channel(0).0,
             collect_leases: AtomicBool::new(false),
             lease_events: Mutex::default(),
+            lease_events_ready: Notify::new(),
             counters: ApplyCounters::default(),
             restores: AtomicU64::new(0),
         }
@@ -118,6 +121,11 @@ impl RegistryState {
         }
     }
 
+    /// Resolves once lease events were collected since the last wake-up (they may have been drained since).
+    pub async fn lease_events_collected(&self) {
+        self.lease_events_ready.notified().await;
+    }
+
     /// Take the lease events collected since the last call.
     pub fn drain_lease_events(&self) -> Vec<LeaseEvent> {
         std::mem::take(&mut *self.lease_events())
@@ -148,6 +156,7 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
         }
         if self.collect_leases.load(Ordering::SeqCst) && !leases.is_empty() {
             self.lease_events().extend(leases);
+            self.lease_events_ready.notify_one();
         }
         self.hub.notify(&changed);
         results

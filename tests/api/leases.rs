@@ -196,3 +196,19 @@ async fn issue_3_a_fresh_node_evicts_within_its_first_minute() {
     eprintln!("a fresh node evicted its first instance {took:?} after the register");
     assert_eq!(node.renew(&inst).await, -404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_takes_in_registers_as_they_apply_not_at_its_next_scan() {
+    // A scan once an hour: only the first, at promotion, happens during the test.
+    let node = TestNode::start_with(|c| c.evict_interval = Duration::from_secs(3600)).await;
+    let before = node.state().lessor.status().leases;
+    for n in 0..20 {
+        node.register(&Inst::new("dev", "demo.absorb", &format!("h{n}"))).await;
+    }
+    let lessor = node.state().lessor.clone();
+    wait_until(WAIT, "the lessor to hold a lease for each register", || {
+        let leases = lessor.status().leases;
+        async move { leases == before + 20 }
+    })
+    .await;
+}
