@@ -20,9 +20,14 @@ pub(crate) const META_NODE_ID: &[u8] = b"node_id";
 /// decode everything else.
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
-/// Metadata of the latest snapshot (`SnapshotMeta`).
+/// The snapshot that counts: which data slot holds it, and its metadata (`(u8, SnapshotMeta)`).
+pub(crate) const SNAPSHOT_CURRENT: &[u8] = b"current";
+/// The two data slots (the application's bytes); `current` names the one in use.
+pub(crate) const SNAPSHOT_SLOTS: [&[u8]; 2] = [b"data.0", b"data.1"];
+/// Metadata of the latest snapshot in data dirs written before the slots (`SnapshotMeta`); read while
+/// `current` is absent, removed by the next save.
 pub(crate) const SNAPSHOT_META: &[u8] = b"meta";
-/// Data of the latest snapshot (the application's bytes).
+/// Data of the latest snapshot in data dirs written before the slots; read and removed with `meta`.
 pub(crate) const SNAPSHOT_DATA: &[u8] = b"data";
 
 /// Key of the log entry at `index`: big-endian, so sled's byte order is log order.

@@ -255,6 +255,20 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         // Record the purge durably first, then delete: see the module docs for why this order.
         self.write_meta(META_LAST_PURGED, "last purged log id", &log_id, StorageIOError::write_logs)?;
         self.sync(StorageIOError::write_logs).await?;
-        self.remove_range(..=log_key(log_id.index))
+        // Thousands of entries after each snapshot: removed one by one on the blocking pool, not in one
+        // sled batch (which would exclude every other sled operation meanwhile, appends included).
+        // Nothing needs them gone together: whatever a crash leaves is at or below `last_purged`.
+        let logs = self.logs.clone();
+        let upto = log_key(log_id.index);
+        tokio::task::spawn_blocking(move || -> Result<(), sled::Error> {
+            for key in logs.range(..=upto).keys() {
+                logs.remove(key?)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_logs(AnyError::error(e.to_string())))?
+        .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
     }
 }

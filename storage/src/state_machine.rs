@@ -184,13 +184,17 @@ where
         .await
         .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e.to_string())))?;
         self.restored(meta, restored)?;
-        self.snapshots.save(meta, &data, Replace::Always).await?;
+        self.snapshots.save(meta, data, Replace::Always).await?;
         tracing::info!(snapshot = %meta, "installed snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<C>>, C> {
-        let stored = self.snapshots.load()?;
+        // Reading and decoding a large snapshot takes long: on the blocking pool, as saving it does.
+        let snapshots = Arc::clone(&self.snapshots);
+        let stored = tokio::task::spawn_blocking(move || snapshots.load())
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e.to_string())))??;
         Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }

@@ -11,3 +11,4 @@ mod latency;
 mod open_errors;
 mod raft_restart;
 mod reopen;
+mod snapshots;
