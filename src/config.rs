@@ -125,7 +125,8 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Most TCP connections served at once; more are answered -503 and closed.
     pub max_connections: usize,
-    /// Worker threads of the process's runtime; 0 picks for the machine (see [`crate::runtime`]).
+    /// Worker threads of the process's runtime; 0 picks for the machine (see [`crate::runtime`]). Read by the
+    /// binary when it builds the runtime; `node::start` runs on whatever runtime it is called on.
     pub worker_threads: usize,
 }
 
