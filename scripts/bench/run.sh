@@ -170,6 +170,12 @@ start_node() {
     echo $! > "$WORK/pids/$name.pid"
 }
 
+# Writes go to a key space of KEYS instances (etcd: keys), the size of the largest registry the memory targets
+# name: the first KEYS requests of a scenario register new instances, later ones register them again. Every
+# one is a durable Raft write either way; an unbounded key space would instead measure a registry that grows by
+# a million instances a minute, which no deployment holds (and whose snapshots then stall writes, see
+# BENCHMARKS.md).
+KEYS=100000
 # The register form of discovery-bench's register_form(): ~260 bytes, two addresses, a version, metadata.
 REG_TAIL='status=1&addrs=grpc%3A%2F%2F10.0.0.1%3A9000&addrs=http%3A%2F%2F10.0.0.1%3A8000&version=v1.2.3&metadata=%7B%22weight%22%3A%2210%22%2C%22cluster%22%3A%22c1%22%2C%22color%22%3A%22blue%22%7D'
 FETCH10='/discovery/fetch?appid=bench.f10-0&env=bench&status=1'
@@ -210,11 +216,11 @@ http single-renew --url "http://$S/discovery/renew" --method POST --body-templat
     --raft-status "$S" "$SPID"
 log "one node: register (durable)"
 http single-register --url "http://$S/discovery/register" --method POST \
-    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n}&$REG_TAIL" --raft-status "$S" \
+    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n%$KEYS}&$REG_TAIL" --raft-status "$S" \
     --metrics "$S" "$SPID"
 # The same with 4x the clients: if the rate grows with the clients, the bound is the batch cycle, not the disk.
-C=256 http single-register-256 --url "http://$S/discovery/register" --method POST --start 1000000000 \
-    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n}&$REG_TAIL" --raft-status "$S" \
+C=256 http single-register-256 --url "http://$S/discovery/register" --method POST \
+    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n%$KEYS}&$REG_TAIL" --raft-status "$S" \
     --metrics "$S" "$SPID"
 stop single
 
@@ -248,10 +254,10 @@ C=256 http cluster-renew-followers-256 --url "http://$F1/discovery/renew,http://
     --body-template "$RENEW_BODY" "${CPU[@]}"
 log "three nodes: register (durable) through the leader, then through the followers"
 http cluster-register-leader --url "http://$L/discovery/register" --method POST \
-    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n}&$REG_TAIL" --raft-status "$L" \
+    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=reg-{n%$KEYS}&$REG_TAIL" --raft-status "$L" \
     --metrics "$L" "${CPU[@]}"
 http cluster-register-followers --url "http://$F1/discovery/register,http://$F2/discovery/register" --method POST \
-    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=regf-{n}&$REG_TAIL" --raft-status "$L" \
+    --body-template "zone=z1&env=bench&appid=bench.reg{n%100}&hostname=regf-{n%$KEYS}&$REG_TAIL" --raft-status "$L" \
     --metrics "$L" "${CPU[@]}"
 
 log "three nodes: 1,000 long polls"
@@ -361,11 +367,11 @@ if [[ $ETCD -eq 1 ]]; then
     http etcd-range-follower --url "http://$EF1/v3/kv/range" --method POST --expect http200 \
         --content-type application/json --body-template "$RANGE" "${ECPU[@]}"
     log "etcd: put (300-byte values) to the leader, then through the followers"
-    PUT="{\"key\":\"$(b64 /bench/put/k){b64n}\",\"value\":\"$VALUE\"}"
+    PUT="{\"key\":\"$(b64 /bench/put/k){b64n%$KEYS}\",\"value\":\"$VALUE\"}"
     http etcd-put-leader --url "http://$EL/v3/kv/put" --method POST --expect http200 \
         --content-type application/json --body-template "$PUT" "${ECPU[@]}"
     http etcd-put-followers --url "http://$EF1/v3/kv/put,http://$EF2/v3/kv/put" --method POST --expect http200 \
-        --content-type application/json --body-template "$PUT" --start 100000000000 "${ECPU[@]}"
+        --content-type application/json --body-template "$PUT" "${ECPU[@]}"
     for i in 1 2 3; do stop "e$i"; done
 fi
 

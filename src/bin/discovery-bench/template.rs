@@ -6,7 +6,8 @@
 //! - `{n/K}`: `n` divided by `K` (e.g. `K` instances per app);
 //! - `{b64n}`: the base64 of `n` written with 12 zero-padded digits (16 characters). A key prefix whose
 //!   length is a multiple of 3 bytes, base64-encoded by the caller, followed by `{b64n}` is the base64 of
-//!   prefix + digits: distinct etcd keys through the JSON gateway.
+//!   prefix + digits: distinct etcd keys through the JSON gateway;
+//! - `{b64n%K}`: the same of `n` modulo `K` (a key space of `K` etcd keys, written over and over).
 
 use std::fmt::Write as _;
 
@@ -17,6 +18,7 @@ enum Part {
     Mod(u64),
     Div(u64),
     B64N,
+    B64Mod(u64),
 }
 
 /// A parsed template.
@@ -76,6 +78,10 @@ impl Template {
                     out.push_str(&base64(format!("{n:012}").as_bytes()));
                     Ok(())
                 }
+                Part::B64Mod(k) => {
+                    out.push_str(&base64(format!("{:012}", n % k).as_bytes()));
+                    Ok(())
+                }
             };
         }
     }
@@ -96,7 +102,13 @@ fn placeholder(text: &str) -> Result<Option<(Part, usize)>, String> {
         "n" => Part::N,
         "b64n" => Part::B64N,
         _ => {
-            let Some(op) = inner.strip_prefix('n') else { return Ok(None) };
+            let (b64, op) = match inner.strip_prefix("b64n") {
+                Some(op) => (true, op),
+                None => match inner.strip_prefix('n') {
+                    Some(op) => (false, op),
+                    None => return Ok(None),
+                },
+            };
             let (kind, digits) = match op.chars().next() {
                 Some(c @ ('%' | '/')) => (c, &op[1..]),
                 _ => return Ok(None),
@@ -108,10 +120,11 @@ fn placeholder(text: &str) -> Result<Option<(Part, usize)>, String> {
             if k == 0 {
                 return Err(format!("placeholder {{{inner}}}: division by zero"));
             }
-            if kind == '%' {
-                Part::Mod(k)
-            } else {
-                Part::Div(k)
+            match (b64, kind) {
+                (false, '%') => Part::Mod(k),
+                (false, _) => Part::Div(k),
+                (true, '%') => Part::B64Mod(k),
+                (true, _) => return Ok(None),
             }
         }
     };
@@ -157,5 +170,11 @@ mod tests {
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         let t = Template::parse("{b64n}").expect("test");
         assert_eq!(format!("{}{}", base64(b"/k/"), t.render(42)), base64(b"/k/000000000042"));
+        let t = Template::parse("{b64n%100}{b64n/2}").expect("test");
+        assert_eq!(
+            format!("{}{}", base64(b"/k/"), t.render(1042)),
+            format!("{}{{b64n/2}}", base64(b"/k/000000000042"))
+        );
+        assert!(Template::parse("{b64n%0}").is_err());
     }
 }
