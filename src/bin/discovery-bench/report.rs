@@ -44,7 +44,7 @@ const THROUGHPUT: &[Row] = &[
         topology: "1 node",
         min_rps: Some(47_000.0),
         max_p99_ms: Some(10.0),
-        bound: "CPU (HTTP; the encoded answer is cached); the load generator uses about as much CPU as the server",
+        bound: "CPU of the node's one runtime thread (HTTP; the encoded answer is cached) and of the load generator, about as much",
     },
     Row {
         file: "single-fetch100",
@@ -68,7 +68,7 @@ const THROUGHPUT: &[Row] = &[
         topology: "1 node",
         min_rps: Some(55_000.0),
         max_p99_ms: None,
-        bound: "CPU (HTTP + instance clone in the answer)",
+        bound: "CPU of the node's one runtime thread (HTTP + instance clone in the answer)",
     },
     Row {
         file: "single-register",
@@ -132,7 +132,7 @@ const THROUGHPUT: &[Row] = &[
         topology: "3 nodes, leader",
         min_rps: None,
         max_p99_ms: None,
-        bound: "CPU of three nodes on two cores + a replication round trip per proposal",
+        bound: "commit cycle (not CPU: cores idle): leader flush, then the replication round trip with the follower's flush, in series",
     },
     Row {
         file: "cluster-register-followers",
@@ -140,7 +140,7 @@ const THROUGHPUT: &[Row] = &[
         topology: "3 nodes, both followers",
         min_rps: None,
         max_p99_ms: None,
-        bound: "CPU of three nodes on two cores: per batch 3 appends with flush + fdatasync, 3 applies, forwarding and replication HTTP",
+        bound: "same cycle, plus the forwarding round trip and the follower's own apply; 64 clients fill ~30 writes per cycle",
     },
     Row {
         file: "etcd-range-follower",
