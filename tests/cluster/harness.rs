@@ -22,6 +22,17 @@ use crate::process::{http_client, signal, NodeProc};
 /// Poll period of every wait.
 pub const POLL: Duration = Duration::from_millis(25);
 
+/// Look at observable state every [`POLL`] until `look` succeeds or `deadline` passes; then the last miss.
+pub async fn poll_until<T, E>(deadline: Instant, mut look: impl AsyncFnMut() -> Result<T, E>) -> Result<T, E> {
+    loop {
+        match look().await {
+            Ok(found) => return Ok(found),
+            Err(miss) if Instant::now() > deadline => return Err(miss),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
 /// Clusters that may run at once in this test binary (each is 3–5 processes; the machine may have 2 cores).
 static SLOTS: Semaphore = Semaphore::const_new(2);
 
@@ -244,17 +255,9 @@ impl TestCluster {
     }
 
     async fn try_wait_for_leader(&self, timeout: Duration) -> Result<u64, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let last = match self.agreed_leader().await {
-                Ok(id) => return Ok(id),
-                Err(e) => e,
-            };
-            if Instant::now() > deadline {
-                return Err(format!("no agreed leader within {timeout:?}: {last}"));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        poll_until(Instant::now() + timeout, async || self.agreed_leader().await)
+            .await
+            .map_err(|last| format!("no agreed leader within {timeout:?}: {last}"))
     }
 
     async fn agreed_leader(&self) -> Result<u64, String> {
@@ -277,8 +280,7 @@ impl TestCluster {
 
     /// Wait until every live node applied at least `index`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let applied = poll_until(Instant::now() + timeout, async || {
             let mut behind = Vec::new();
             for id in self.live() {
                 let applied = self.status(id).await.and_then(|s| s.last_applied);
@@ -287,12 +289,14 @@ impl TestCluster {
                 }
             }
             if behind.is_empty() {
-                return;
+                Ok(())
+            } else {
+                Err(behind)
             }
-            if Instant::now() > deadline {
-                panic!("nodes {behind:?} did not apply {index} within {timeout:?}\n{}", self.logs());
-            }
-            tokio::time::sleep(POLL).await;
+        })
+        .await;
+        if let Err(behind) = applied {
+            panic!("nodes {behind:?} did not apply {index} within {timeout:?}\n{}", self.logs());
         }
     }
 
@@ -304,23 +308,18 @@ impl TestCluster {
 
     /// Wait until every live node reports the same `last_applied` and the same digest; returns it.
     pub async fn wait_converged(&self, timeout: Duration) -> Digest {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let converged = poll_until(Instant::now() + timeout, async || {
             let mut seen = BTreeMap::new();
             for id in self.live() {
                 seen.insert(id, self.digest(id).await);
             }
-            let first = seen.values().next().cloned().flatten();
-            if let Some(first) = first {
-                if seen.values().all(|d| d.as_ref() == Some(&first)) {
-                    return first;
-                }
+            match seen.values().next().cloned().flatten() {
+                Some(first) if seen.values().all(|d| d.as_ref() == Some(&first)) => Ok(first),
+                _ => Err(seen),
             }
-            if Instant::now() > deadline {
-                panic!("nodes did not converge within {timeout:?}: {seen:?}\n{}", self.logs());
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
+        converged.unwrap_or_else(|seen| panic!("nodes did not converge within {timeout:?}: {seen:?}\n{}", self.logs()))
     }
 
     // ---- faults -----------------------------------------------------------------------------------
@@ -461,8 +460,7 @@ impl TestCluster {
 
     /// The membership (sorted by id) as every live node reports it, once they all agree and `pred` holds.
     pub async fn wait_membership(&self, pred: impl Fn(&[Member]) -> bool, timeout: Duration) -> Vec<Member> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let settled = poll_until(Instant::now() + timeout, async || {
             let mut views = BTreeMap::new();
             for id in self.live() {
                 let members = self.status(id).await.map(|s| {
@@ -472,17 +470,14 @@ impl TestCluster {
                 });
                 views.insert(id, members);
             }
-            let first = views.values().next().cloned().flatten();
-            if let Some(first) = first {
-                if views.values().all(|v| v.as_ref() == Some(&first)) && pred(&first) {
-                    return first;
-                }
+            match views.values().next().cloned().flatten() {
+                Some(first) if views.values().all(|v| v.as_ref() == Some(&first)) && pred(&first) => Ok(first),
+                _ => Err(views),
             }
-            if Instant::now() > deadline {
-                panic!("membership did not settle within {timeout:?}: {views:?}\n{}", self.logs());
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
+        settled
+            .unwrap_or_else(|views| panic!("membership did not settle within {timeout:?}: {views:?}\n{}", self.logs()))
     }
 
     /// POST `body` as JSON to `path` on node `id`: the HTTP status and the JSON answer.

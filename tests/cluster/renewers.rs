@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Inst};
-use crate::harness::POLL;
+use crate::harness::{poll_until, POLL};
 use crate::workload::{lock, Rng};
 
 /// How the renewers renew.
@@ -79,16 +79,15 @@ impl Renewers {
     /// Wait until `n` more renews than now succeeded (panics at the deadline).
     pub async fn wait_more_renewed(&self, n: usize, timeout: Duration) {
         let target = self.renewed() + n;
-        let deadline = Instant::now() + timeout;
-        while self.renewed() < target {
-            assert!(
-                Instant::now() < deadline,
-                "renews stalled: {} succeeded, wanted {target} within {timeout:?}; {} failed",
-                self.renewed(),
-                self.failed()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        let progressed =
+            poll_until(Instant::now() + timeout, async || if self.renewed() >= target { Ok(()) } else { Err(()) })
+                .await;
+        assert!(
+            progressed.is_ok(),
+            "renews stalled: {} succeeded, wanted {target} within {timeout:?}; {} failed",
+            self.renewed(),
+            self.failed()
+        );
     }
 
     /// Stop and wait for every renewer.

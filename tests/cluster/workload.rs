@@ -11,7 +11,7 @@ use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Inst};
-use crate::harness::POLL;
+use crate::harness::poll_until;
 
 /// A tiny xorshift generator: node choice only needs to be spread, not secure.
 pub struct Rng(u64);
@@ -159,16 +159,15 @@ impl Writers {
     /// Wait until `n` more registers than now are acknowledged (panics at the deadline: the load is stuck).
     pub async fn wait_more_acks(&self, n: usize, timeout: Duration) {
         let target = self.ack_count() + n;
-        let deadline = Instant::now() + timeout;
-        while self.ack_count() < target {
-            assert!(
-                Instant::now() < deadline,
-                "writers made no progress: {} acks, wanted {target} within {timeout:?}; (attempts, failures) {:?}",
-                self.ack_count(),
-                self.counts()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        let progressed =
+            poll_until(Instant::now() + timeout, async || if self.ack_count() >= target { Ok(()) } else { Err(()) })
+                .await;
+        assert!(
+            progressed.is_ok(),
+            "writers made no progress: {} acks, wanted {target} within {timeout:?}; (attempts, failures) {:?}",
+            self.ack_count(),
+            self.counts()
+        );
     }
 
     /// Stop every writer and wait for them; returns every acknowledged host name.
