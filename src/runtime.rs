@@ -2,9 +2,9 @@
 //!
 //! Why this is a setting: on a small machine, waking a worker thread on the other core costs far more
 //! than the work it is woken for. Measured on a 2-vCPU VM (BENCHMARKS.md): one thread per node answered
-//! fetches 20 % faster than tokio's default of one worker per core, and a 3-node cluster sharing the two
-//! cores took 20-45 % more writes, because a multi-threaded runtime hands almost every task to the other
-//! worker and wakes it. Blocking work (fsync, snapshots, storage open) runs on tokio's blocking pool
+//! 10-25 % more fetches than tokio's default of one worker per core (74,000 vs 81,000-92,000/s), and a
+//! 3-node cluster sharing the two cores took 25-40 % more writes (9,000 vs 11,500-12,600/s), because a
+//! multi-threaded runtime hands almost every task to the other worker and wakes it. Blocking work (fsync, snapshots, storage open) runs on tokio's blocking pool
 //! either way, so one thread never waits on the disk.
 //!
 //! `--worker-threads 0` (the default) picks for the machine: a single thread on machines with at most

@@ -14,7 +14,8 @@
 //!   openraft has moved on.
 //!
 //! Blocking: sled inserts, removes and reads work on its in-memory page cache and are done inline;
-//! only the flush + fsync (milliseconds) runs on tokio's blocking pool. openraft 0.9 waits for each
+//! the flush + fsync (milliseconds) and the removal of a purged range (thousands of entries) run on
+//! tokio's blocking pool. openraft 0.9 waits for each
 //! append's callback before its next log IO, so these syncs never overlap; if they did, callbacks would
 //! still be correct, because every sync covers all writes made before it started.
 
