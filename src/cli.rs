@@ -199,6 +199,12 @@ pub struct ServerArgs {
     #[arg(long, env = "DISCOVERY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
+    /// Keep this much free on the data dir's disk: below it, writes (register, cancel, set) are refused
+    /// with a message naming the disk while renews and reads go on, and they resume by themselves once
+    /// space is back. 0 turns the guard off. E.g. 256MiB, 1GiB.
+    #[arg(long, env = "DISCOVERY_MIN_FREE_SPACE", default_value = "256MiB", value_parser = config::parse_size, value_name = "SIZE")]
+    pub min_free_space: u64,
+
     /// Threads that run the node's async work (HTTP, Raft, apply). 0 picks for the machine: one thread on
     /// machines with up to 2 CPUs (waking a second worker costs more than it brings there), one per CPU
     /// above. 1 is tokio's single-threaded scheduler. Disk syncs run on separate threads either way.
@@ -271,6 +277,7 @@ impl ServerArgs {
             api_token: pick_opt!(api_token),
             read_timeout: pick!(read_timeout),
             max_connections: pick!(max_connections),
+            min_free_space: pick!(min_free_space),
             worker_threads: pick!(worker_threads),
             ..Config::default()
         };

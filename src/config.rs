@@ -54,6 +54,9 @@ pub const DEFAULT_SNAPSHOT_LOGS: u64 = 5000;
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default most TCP connections served at once (above the 20,000 long polls one node may hold).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
+/// Default free space below which writes are refused (`--min-free-space`): room for replication and
+/// sled's own snapshots to go on while an operator frees space.
+pub const DEFAULT_MIN_FREE_SPACE: u64 = 256 << 20;
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -123,8 +126,11 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Most time a client may take to send a request's headers, and separately its body.
     pub read_timeout: Duration,
-    /// Most TCP connections served at once; more are answered -503 and closed.
+    /// Most TCP connections served at once; more are answered -503 and closed. The node serves fewer when
+    /// the open-file limit leaves less room (see [`crate::fd_limit`]).
     pub max_connections: usize,
+    /// Bytes that must stay free on the data dir's disk; below it writes are refused (0: no guard).
+    pub min_free_space: u64,
     /// Worker threads of the process's runtime; 0 picks for the machine (see [`crate::runtime`]). Read by the
     /// binary when it builds the runtime; `node::start` runs on whatever runtime it is called on.
     pub worker_threads: usize,
@@ -151,6 +157,7 @@ impl Default for Config {
             api_token: None,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            min_free_space: DEFAULT_MIN_FREE_SPACE,
             worker_threads: 0,
         }
     }
@@ -175,6 +182,18 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, Peer>, String> {
         }
     }
     Ok(peers)
+}
+
+/// Parse a size: `256MiB`, `1 GiB`, `500MB`, `4096` (bytes), `0`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    if let Ok(bytes) = trimmed.parse::<u64>() {
+        return Ok(bytes);
+    }
+    trimmed
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| format!("{text:?} is not a size (write e.g. 256MiB, 1GiB, 500MB, or a number of bytes)"))
 }
 
 /// A configuration that cannot be started, with the setting named.

@@ -68,6 +68,9 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// `--worker-threads`.
     pub worker_threads: Option<usize>,
+    /// `--min-free-space`, as a size text (`"256MiB"`) or a number of bytes.
+    #[serde(default, deserialize_with = "size")]
+    pub min_free_space: Option<u64>,
 
     /// Original: every node of the cluster, self included (`["host:port", ...]`).
     pub nodes: Option<Vec<String>>,
@@ -132,6 +135,19 @@ fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Err
     match Text::deserialize(de)? {
         Text::Words(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
         Text::Seconds(secs) => Ok(Some(Duration::from_secs(secs))),
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Words(String),
+        Bytes(u64),
+    }
+    match Size::deserialize(de)? {
+        Size::Words(text) => crate::config::parse_size(&text).map(Some).map_err(serde::de::Error::custom),
+        Size::Bytes(bytes) => Ok(Some(bytes)),
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `ui`: the server-rendered status page at `/`.
 //! - `raft_types`: the openraft type configuration (entries carry `registry::command::Batch`).
 //! - `runtime`: the tokio runtime a node runs on (`--worker-threads`).
+//! - `fd_limit`: the open-file limit, raised at start, and the client connections it leaves room for.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod cluster_cli;
 pub mod config;
 pub mod config_file;
 pub mod duration;
+pub mod fd_limit;
 pub mod node;
 pub mod raft_types;
 pub mod registry;

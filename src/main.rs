@@ -22,6 +22,13 @@ fn main() -> ExitCode {
         Err(err) => return fail(&format!("invalid configuration: {err}")),
     };
     init_logging(config.log_format);
+    match discovery::fd_limit::raise_soft_limit() {
+        Ok(limit) if limit.now > limit.was => {
+            tracing::info!(was = limit.was, now = limit.now, hard = limit.hard, "raised the open-file limit")
+        }
+        Ok(limit) => tracing::info!(soft = limit.now, hard = limit.hard, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     for key in ignored {
         tracing::warn!(key, "config file key of the original server has no effect here; ignored");
     }
@@ -32,7 +39,10 @@ fn main() -> ExitCode {
         Err(err) => return fail(&format!("cannot start the runtime: {err}")),
     };
     tracing::info!(worker_threads = threads, cpus, "runtime");
-    runtime.block_on(run_node(config))
+    let code = runtime.block_on(run_node(config));
+    // Blocking-pool work still running (a sync on a dying disk) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// A client command: a short-lived process, one thread is plenty.
@@ -75,7 +85,9 @@ async fn run_node(config: Config) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: journald, files and log shippers get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),

@@ -21,6 +21,9 @@ pub fn route_error(err: RouteError) -> ApiError {
             ApiError::ServerErr("the write did not complete in time; its outcome is unknown, retry".into())
         }
         RouteError::NotMember => ApiError::ServerErr("this node is not a member of the cluster".into()),
-        RouteError::Unavailable(_) => ApiError::ServerErr("the registry is unavailable; retry later".into()),
+        RouteError::Unavailable(reason) => {
+            ApiError::ServerErr(format!("the registry is unavailable ({reason}); retry later"))
+        }
+        RouteError::DiskLow(reason) => ApiError::ServerErr(reason),
     }
 }

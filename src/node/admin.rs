@@ -1,7 +1,9 @@
 //! Operator routes: `GET /admin/status` (this node's Raft view) and `GET /healthz` (ready to serve).
 //!
-//! `/healthz` answers 200 only when a leader is known and this node has applied everything it knows to be
-//! committed, so a load balancer never sends reads to a node that is still replaying its log.
+//! `/healthz` answers 200 only when the Raft core runs, the node is not stopping, its disk has the free
+//! space writes need, a leader is known and this node has applied everything it knows to be committed, so
+//! a load balancer never sends clients to a node that is dead, full or still replaying its log. Every 503
+//! says why in its body (one line).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -56,6 +58,12 @@ pub struct StatusView {
     pub last_applied: Option<u64>,
     /// Members of the effective membership.
     pub membership: Vec<MemberView>,
+    /// Why this node cannot serve, if it cannot (`None`: healthy).
+    #[serde(default)]
+    pub problem: Option<String>,
+    /// The free-space guard's last reading.
+    #[serde(default)]
+    pub disk: Option<super::disk_guard::DiskStatus>,
 }
 
 /// Build the status view from openraft's metrics.
@@ -63,6 +71,8 @@ pub fn status_view(state: &AppState) -> StatusView {
     let m = state.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    let problem = local_problem(state)
+        .or_else(|| m.running_state.as_ref().err().map(|fatal| format!("the Raft core stopped: {fatal}")));
     StatusView {
         id: m.id,
         addr: state.config.addr.clone(),
@@ -81,7 +91,21 @@ pub fn status_view(state: &AppState) -> StatusView {
                 voter: voters.contains(id),
             })
             .collect(),
+        problem,
+        disk: Some(state.disk.status()),
     }
+}
+
+/// What stops this node from serving that it knows without asking Raft: a dead core, a stop in
+/// progress, a disk below the free-space minimum.
+fn local_problem(state: &AppState) -> Option<String> {
+    if let Some(cause) = state.health.fatal() {
+        return Some(format!("the Raft core stopped: {cause}"));
+    }
+    if state.health.is_stopping() {
+        return Some("shutting down".to_string());
+    }
+    state.disk.check_write().err()
 }
 
 async fn status(State(state): State<AppState>) -> Json<StatusView> {
@@ -109,12 +133,25 @@ async fn digest(State(state): State<AppState>) -> Json<DigestView> {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
+    let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response();
+    if let Some(problem) = local_problem(&state) {
+        return unavailable(problem);
+    }
     let metrics = state.raft.metrics().borrow().clone();
-    let committed = state.raft.with_raft_state(|s| s.committed.map(|l| l.index)).await.ok().flatten();
+    if let Err(fatal) = &metrics.running_state {
+        return unavailable(format!("the Raft core stopped: {fatal}"));
+    }
+    // A core that does not answer is not running, whatever its last metrics said.
+    let committed = match state.raft.with_raft_state(|s| s.committed.map(|l| l.index)).await {
+        Ok(committed) => committed,
+        Err(err) => return unavailable(format!("the Raft core is not running: {err}")),
+    };
     let applied = metrics.last_applied.map(|l| l.index);
     match (metrics.current_leader, committed) {
-        (Some(_), c) if applied >= c => (StatusCode::OK, "ok\n").into_response(),
-        (None, _) => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n").into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "applying the committed log\n").into_response(),
+        (None, _) => unavailable("no leader".to_string()),
+        (Some(_), committed) if committed.is_some_and(|c| applied.is_none_or(|a| a < c)) => {
+            unavailable("applying the committed log".to_string())
+        }
+        _ => (StatusCode::OK, "ok\n").into_response(),
     }
 }

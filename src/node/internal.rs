@@ -49,6 +49,9 @@ async fn write(State(state): State<AppState>, body: Bytes) -> Response {
     if !is_member(&state, request.from) {
         return encode(&WriteReply::NotMember);
     }
+    if let Err(reason) = state.disk.check_write() {
+        return encode(&WriteReply::Failed(format!("on the leader: {reason}")));
+    }
     encode(&write_reply(state.proposer.propose(request.command).await))
 }
 
@@ -59,6 +62,9 @@ async fn writes(State(state): State<AppState>, body: Bytes) -> Response {
     };
     if !is_member(&state, request.from) {
         return encode(&vec![WriteReply::NotMember; request.commands.len()]);
+    }
+    if let Err(reason) = state.disk.check_write() {
+        return encode(&vec![WriteReply::Failed(format!("on the leader: {reason}")); request.commands.len()]);
     }
     let results = state.proposer.propose_all(request.commands).await;
     encode(&results.into_iter().map(write_reply).collect::<Vec<_>>())

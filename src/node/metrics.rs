@@ -147,6 +147,8 @@ struct ScrapeGauges {
     learners: Gauge,
     matched: Family<PeerLabel, Gauge>,
     data_dir_bytes: Gauge,
+    free_bytes: Gauge,
+    low_space: Gauge,
     instances: Family<EnvLabel, Gauge>,
     apps: Family<EnvLabel, Gauge>,
     lessor_active: Gauge,
@@ -241,6 +243,16 @@ impl NodeMetrics {
         );
         r.register("raft_proposals", "Proposed entries by result", proposals.batches.clone());
         r.register("storage_data_dir_bytes", "Bytes in the data dir (measured at scrape)", g.data_dir_bytes.clone());
+        r.register(
+            "storage_free_bytes",
+            "Bytes free on the data dir's disk, as the free-space guard last read them (-1: unknown)",
+            g.free_bytes.clone(),
+        );
+        r.register(
+            "storage_low_space_alarm",
+            "1 while free space is below --min-free-space and writes are refused",
+            g.low_space.clone(),
+        );
     }
 
     fn register_registry(&self, r: &mut Registry, apply: &ApplyCounters, renews: &Family<ResultLabel, Counter>) {
@@ -314,6 +326,9 @@ impl NodeMetrics {
         self.refresh_raft(sources.raft);
         self.refresh_registry(sources.registry, sources.lessor);
         self.gauges.data_dir_bytes.set(clamp(data_dir_bytes));
+        let disk = sources.disk.status();
+        self.gauges.free_bytes.set(disk.free_bytes.map_or(-1, clamp));
+        self.gauges.low_space.set(i64::from(disk.low));
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
         Ok(text)
@@ -382,6 +397,8 @@ pub struct Sources<'a> {
     pub registry: &'a RegistryState,
     /// The lessor.
     pub lessor: &'a Lessor,
+    /// The free-space guard.
+    pub disk: &'a super::disk_guard::DiskGuard,
 }
 
 fn clamp<T: TryInto<i64>>(value: T) -> i64 {
@@ -404,7 +421,7 @@ const CONTENT_TYPE_TEXT: &str = prometheus_client::encoding::prometheus_text::CO
 async fn scrape(State(state): State<AppState>) -> Response {
     let dir = state.config.data_dir.clone();
     let bytes = tokio::task::spawn_blocking(move || dir_size(&dir)).await.unwrap_or(0);
-    let sources = Sources { raft: &state.raft, registry: &state.registry, lessor: &state.lessor };
+    let sources = Sources { raft: &state.raft, registry: &state.registry, lessor: &state.lessor, disk: &state.disk };
     match state.metrics.render(&sources, bytes) {
         Ok(text) => ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], text).into_response(),
         Err(_) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response(),

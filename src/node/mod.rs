@@ -12,13 +12,20 @@
 //! | read-index batcher | the queue of consistent reads waiting for a read index | cancel |
 //! | membership watch | nothing (wakes `infra.discovery` polls) | cancel |
 //! | raft events watch | nothing (logs and counts leader changes and snapshots) | cancel |
+//! | core supervisor (`health`) | nothing (stops the node if the Raft core dies) | cancel |
+//! | disk guard | the free-space verdict of the write path | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
+//!
+//! Stopping is bounded: whatever a task waits on (an eviction a cut-off leader can never commit, a client
+//! that keeps a request open), [`RunningNode::stop`] returns within [`SHUTDOWN_GRACE`] + 5 s.
 
 pub mod admin;
 pub mod change_hub;
 pub mod cluster_admin;
+pub mod disk_guard;
 pub mod events;
 pub mod forward;
+pub mod health;
 pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
@@ -40,6 +47,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::Router;
 use discovery_raft::ClusterNode;
+use discovery_storage::SledLogStore;
+use openraft::storage::RaftLogStorage;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +56,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::raft_types::{Raft, TypeConfig};
+use disk_guard::{DiskGuard, FreeSpace, Statvfs};
 use forward::Forwarder;
+use health::NodeHealth;
 use lessor::Lessor;
 use metrics::{NodeMetrics, ProposalMetrics, StorageMetrics};
 use proposer::Proposer;
@@ -58,6 +69,9 @@ use write_forwarding::WriteForwarder;
 
 /// How long in-flight requests may take to finish once the node is stopping.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the background tasks, then the Raft core, may take to stop after the server did.
+const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+const CORE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Shared state of every handler: one `Arc`, so the clone axum makes for every request and middleware is a
 /// single reference count (cloning the fields one by one was 5 % of a node's CPU under register load).
@@ -107,6 +121,10 @@ pub struct NodeState {
     pub metrics: Arc<NodeMetrics>,
     /// Encoded fetch answers of unchanged apps.
     pub fetch_cache: Arc<crate::api::fetch_cache::FetchCache>,
+    /// Whether the Raft core is alive and the node is not stopping.
+    pub health: Arc<NodeHealth>,
+    /// The free-space guard of the write path.
+    pub disk: Arc<DiskGuard>,
 }
 
 /// Why a node could not start or stopped abnormally.
@@ -129,6 +147,12 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
+    /// The Raft core stopped while the node was serving (a storage error, such as a full disk).
+    #[error("the Raft core stopped: {0}")]
+    CoreStopped(String),
+    /// The process cannot serve clients as configured (e.g. its open-file limit is too low).
+    #[error("{0}")]
+    Limits(String),
 }
 
 /// A started node: its state, and the handle to stop it.
@@ -145,6 +169,7 @@ impl RunningNode {
     /// Stop accepting, finish in-flight requests (long polls answer -304 at once), stop the background
     /// tasks, shut Raft down (which closes the stores; every acknowledged write is already durable).
     pub async fn stop(mut self) -> Result<(), NodeError> {
+        self.state.health.set_stopping();
         self.shutdown.cancel();
         let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
             Ok(joined) => joined.map_err(|e| NodeError::Raft(format!("server task: {e}")))?,
@@ -161,8 +186,16 @@ impl RunningNode {
             }
         };
         self.tasks.close();
-        self.tasks.wait().await;
-        self.state.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        // A task may wait on Raft for good (an eviction a leader cut off from its majority can never
+        // commit): shutting the core down below ends such waits, and the tasks are dropped with the runtime.
+        if tokio::time::timeout(TASKS_GRACE, self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not stop within {TASKS_GRACE:?}; stopping Raft under them");
+        }
+        match tokio::time::timeout(CORE_GRACE, self.state.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the Raft core did not stop cleanly"),
+            Err(_) => tracing::warn!("the Raft core did not stop within {CORE_GRACE:?}; exiting anyway"),
+        }
         served.map_err(NodeError::Serve)
     }
 
@@ -174,6 +207,22 @@ impl RunningNode {
 
 /// Start a node on an already bound listener (tests pass `127.0.0.1:0`).
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode, NodeError> {
+    start_with(config, listener, Arc::new(Statvfs), |store| store).await
+}
+
+/// [`start`] with the free space read from `free_space` and the log store wrapped by `wrap_log_store`:
+/// what fault-injection tests use to fake a filling disk or a failing log store.
+pub async fn start_with<LS, W>(
+    config: Config,
+    listener: TcpListener,
+    free_space: Arc<dyn FreeSpace>,
+    wrap_log_store: W,
+) -> Result<RunningNode, NodeError>
+where
+    LS: RaftLogStorage<TypeConfig>,
+    W: FnOnce(SledLogStore<TypeConfig>) -> LS,
+{
+    let max_connections = connection_cap(&config)?;
     let config = Arc::new(config);
     let registry = Arc::new(RegistryState::default());
     let dir = config.data_dir.clone();
@@ -191,13 +240,18 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         token: config.cluster_token.as_deref().map(Arc::from),
         ..discovery_raft::NetworkConfig::default()
     });
-    let raft = Raft::new(config.id, Arc::new(raft_config), network, log_store, sm_store)
+    let raft = Raft::new(config.id, Arc::new(raft_config), network, wrap_log_store(log_store), sm_store)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     initialize_once(&raft, &config).await?;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let health = Arc::new(NodeHealth::default());
+    tasks.spawn(health::supervise_core(raft.clone(), Arc::clone(&health), shutdown.clone()));
+    let disk = Arc::new(DiskGuard::new(&config.data_dir, config.min_free_space, free_space));
+    disk.refresh();
+    tasks.spawn(disk_guard::run(Arc::clone(&disk), shutdown.clone()));
     let proposals = ProposalMetrics::default();
     let (proposer, proposer_task) =
         Proposer::spawn(raft.clone(), config.election_timeout() * 2, shutdown.clone(), proposals.clone());
@@ -235,11 +289,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         shutdown: shutdown.clone(),
         metrics,
         fetch_cache: Arc::default(),
+        health,
+        disk,
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     let app = router(state.clone());
-    let limits =
-        server::ServeLimits { max_connections: state.config.max_connections, read_timeout: state.config.read_timeout };
+    let limits = server::ServeLimits { max_connections, read_timeout: state.config.read_timeout };
     let hard_stop = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,
@@ -260,7 +315,32 @@ pub async fn run(config: Config, listener: TcpListener, signal: impl Future<Outp
         _ = signal => {}
         _ = token.cancelled() => {}
     }
-    node.stop().await
+    let health = Arc::clone(&node.state.health);
+    let stopped = node.stop().await;
+    match health.fatal() {
+        Some(cause) => Err(NodeError::CoreStopped(cause.to_string())),
+        None => stopped,
+    }
+}
+
+/// The connections this node serves: `--max-connections`, or fewer if the open-file limit leaves less
+/// room (see [`crate::fd_limit`]); both figures are logged.
+fn connection_cap(config: &Config) -> Result<usize, NodeError> {
+    let limit = crate::fd_limit::current_soft_limit()
+        .map_err(|e| NodeError::Limits(format!("cannot read the open-file limit: {e}")))?;
+    let cap = crate::fd_limit::connection_cap(config.max_connections, limit).map_err(NodeError::Limits)?;
+    if cap < config.max_connections {
+        tracing::info!(
+            connections = cap,
+            max_connections = config.max_connections,
+            open_file_limit = limit,
+            reserved = crate::fd_limit::RESERVED_FDS,
+            "serving fewer connections than --max-connections: the open-file limit leaves room for this many"
+        );
+    } else {
+        tracing::info!(connections = cap, open_file_limit = limit, "connection limit");
+    }
+    Ok(cap)
 }
 
 /// Every route of a node on one router.
@@ -275,6 +355,7 @@ pub fn router(state: AppState) -> Router {
         token,
     );
     let metrics = Arc::clone(&state.metrics);
+    let health = Arc::clone(&state.health);
     let api_token = state.config.api_token.clone().map(Arc::<str>::from);
     let read_timeout = state.config.read_timeout;
     Router::new()
@@ -289,6 +370,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         // A client gets `read_timeout` to send a body (the headers are timed by the server loop).
         .layer(axum::middleware::from_fn_with_state(read_timeout, server::body_deadline))
+        // A dead Raft core serves no registry state (see `health`).
+        .layer(axum::middleware::from_fn_with_state(health, health::refuse_when_dead))
         // Outermost, so every answer is counted (401s of the token check and 404s included).
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track_http))
 }

@@ -39,6 +39,9 @@ pub enum RouteError {
     /// Raft failed.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The disk is (nearly) full: writes are refused until space is back (see `disk_guard`).
+    #[error("{0}")]
+    DiskLow(String),
 }
 
 impl From<ForwardError> for RouteError {
@@ -68,6 +71,7 @@ impl AppState {
         if !self.is_member() {
             return Err(RouteError::NotMember);
         }
+        self.disk.check_write().map_err(RouteError::DiskLow)?;
         let deadline = Instant::now() + self.leader_budget();
         let mut hint = leader(&self.raft, deadline).await?;
         loop {

@@ -36,6 +36,19 @@ pub struct TestNode {
 impl TestNode {
     /// A dev-mode node on an ephemeral port, configured by `tune`, leading with an active lessor.
     pub async fn start(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_hooked(tune, std::sync::Arc::new(discovery::node::disk_guard::Statvfs), |store| store).await
+    }
+
+    /// As [`TestNode::start`], with free space read from `free_space` and the log store wrapped by `wrap`.
+    pub async fn start_hooked<LS, W>(
+        tune: impl FnOnce(&mut Config),
+        free_space: std::sync::Arc<dyn discovery::node::disk_guard::FreeSpace>,
+        wrap: W,
+    ) -> Self
+    where
+        LS: openraft::storage::RaftLogStorage<discovery::raft_types::TypeConfig>,
+        W: FnOnce(discovery_storage::SledLogStore<discovery::raft_types::TypeConfig>) -> LS,
+    {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut config = Config {
@@ -45,7 +58,7 @@ impl TestNode {
         };
         tune(&mut config);
         config.validate().expect("valid test config");
-        let node = discovery::node::start(config.clone(), listener).await.expect("node starts");
+        let node = discovery::node::start_with(config.clone(), listener, free_space, wrap).await.expect("node starts");
         let started = TestNode { node: Some(node), addr: config.addr, http: reqwest::Client::new(), _dir: dir };
         let lessor = started.state().lessor.clone();
         wait_until(WAIT, "an active leader", || {
@@ -97,6 +110,11 @@ impl TestNode {
         ];
         let answer = self.post("/discovery/register", &form).await;
         assert_eq!(answer["code"], 0, "register answered {answer}");
+    }
+
+    /// The token that stops the node (cancelled by the node itself when its Raft core dies).
+    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.node.as_ref().expect("running").shutdown_token()
     }
 
     /// Stop the node cleanly.

@@ -26,9 +26,28 @@ impl Proc {
 
     /// As [`Proc::spawn`] on a given address.
     pub fn spawn_at(addr: &str, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Self::spawn_under(None, addr, data, args, env)
+    }
+
+    /// As [`Proc::spawn`], started with the open-file limits `soft` and `hard` (bash's `ulimit`).
+    pub fn spawn_with_nofile(soft: u64, hard: u64, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn_under(Some((soft, hard)), &addr, data, args, env)
+    }
+
+    fn spawn_under(nofile: Option<(u64, u64)>, addr: &str, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = data.with_extension("log");
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_discovery"))
+        let binary = env!("CARGO_BIN_EXE_discovery");
+        let mut command = match nofile {
+            None => Command::new(binary),
+            Some((soft, hard)) => {
+                let mut bash = Command::new("bash");
+                bash.arg("-c").arg(format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\"")).arg(binary);
+                bash
+            }
+        };
+        let child = command
             .arg("--addr")
             .arg(addr)
             .arg("--data-dir")
