@@ -43,6 +43,19 @@ const KNOWN_PARAMS: &[&str] = &[
     "consistent",
 ];
 
+/// Header that carries the query of a request whose target was too long for the HTTP parser (over 64 KiB;
+/// the transport moves it there, see `node::long_uri`). Neither hyper nor the `http` crate can hold such a
+/// URI, so the query is read from here when the URI has none.
+pub const LONG_QUERY_HEADER: &str = "x-discovery-long-query";
+
+/// The query string of a request: the URI's, or the one the transport moved into [`LONG_QUERY_HEADER`].
+pub fn query_of<'a>(uri: &'a axum::http::Uri, headers: &'a axum::http::HeaderMap) -> &'a str {
+    match uri.query() {
+        Some(query) => query,
+        None => headers.get(LONG_QUERY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(""),
+    }
+}
+
 /// The request's parameters, unvalidated. Handler use: `BiliParams(params): BiliParams`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BiliParams(pub Params);
@@ -77,7 +90,7 @@ impl<S: Send + Sync> FromRequest<S> for BiliParams {
                 }
             }
         };
-        params.append(Params::parse_urlencoded(parts.uri.query().unwrap_or("").as_bytes())?);
+        params.append(Params::parse_urlencoded(query_of(&parts.uri, &parts.headers).as_bytes())?);
         params.check_len()?;
         Ok(BiliParams(params))
     }

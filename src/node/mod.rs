@@ -29,6 +29,7 @@ pub mod health;
 pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
+pub mod long_uri;
 pub mod membership;
 pub mod metrics;
 pub mod pipeline;

@@ -9,6 +9,7 @@
 //!   closes keep-alive connections idle that long) and its whole body within `read_timeout` of the request
 //!   reaching a handler ([`body_deadline`], applied in `node::router`): slow clients cannot hold connections
 //!   forever, however they trickle their bytes.
+//! - Request lines and headers up to 1 MiB are accepted, longer ones answered 431 (see `long_uri`).
 //! - On shutdown the listener closes at once and every connection is asked to finish its in-flight request
 //!   and close (hyper's graceful shutdown); waiting long polls answer -304 because `AppState.shutdown` fired.
 //!   `stop` cancels `hard_stop` if that takes longer than the grace period, which drops what is left.
@@ -32,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::long_uri::{HeadRewriter, HYPER_BUFFER_BYTES};
 use super::metrics::NodeMetrics;
 use crate::api::ApiError;
 
@@ -63,7 +65,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let connections = TaskTracker::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.read_timeout);
+    // Heads up to 1 MiB, as the original accepts (`long_uri`); longer ones overflow hyper's buffer: 431.
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.read_timeout).max_buf_size(HYPER_BUFFER_BYTES);
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -79,8 +82,8 @@ pub async fn serve(
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
                 let open = Open::new(permit, &metrics);
-                let conn = graceful
-                    .watch(builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+                let io = TokioIo::new(HeadRewriter::new(stream));
+                let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(app.clone())));
                 let hard_stop = hard_stop.clone();
                 connections.spawn(async move {
                     tokio::select! {
