@@ -338,6 +338,25 @@ impl TestCluster {
         node.paused = true;
     }
 
+    /// SIGTERM node `id` and wait up to `timeout` for it to exit: its exit status, or `None` if it did not.
+    pub async fn sigterm_and_wait(&mut self, id: u64, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let node = self.node_mut(id);
+        signal(&node.pid(id), "-TERM");
+        node.note("SIGTERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let node = self.node_mut(id);
+            if let Some(status) = node.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                node.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// SIGCONT node `id`.
     pub fn sigcont(&mut self, id: u64) {
         let node = self.node_mut(id);

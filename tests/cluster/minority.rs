@@ -136,3 +136,46 @@ async fn issue_5_a_cut_off_leader_does_not_judge_renews() {
     }
     cluster.wait_for_leader(T).await;
 }
+
+/// The largest time SIGTERM may take to end a node, whatever it waits on (`SHUTDOWN_GRACE` + 5 s).
+const STOP_BOUND: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_leader_cut_off_from_its_majority_in_bounded_time() {
+    let mut cluster =
+        TestCluster::start(3, &["--lease", "1s", "--protect-threshold", "0", "--evict-interval", "200ms"]).await;
+    let c = cluster.client.clone();
+    let leader = cluster.wait_for_leader(T).await;
+    let answer =
+        api::register(&c, &cluster.base(leader), &Inst::new(APPID, "never-renewed"), T).await.expect("register");
+    assert_eq!(api::code(&answer), 0, "{answer}");
+    // Cut the leader off: its eviction of the unrenewed instance can never commit.
+    for follower in cluster.others(leader) {
+        cluster.sigstop(follower);
+    }
+    let metrics = cluster.url(leader, "/metrics");
+    let proposed = crate::harness::poll_until(Instant::now() + T, async || {
+        let text = c.get(&metrics).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+        let evicting =
+            text.lines().any(|l| l.starts_with("discovery_lessor_evicted_this_minute ") && !l.ends_with(" 0"));
+        if evicting {
+            Ok(())
+        } else {
+            Err("no eviction proposed yet".to_string())
+        }
+    })
+    .await;
+    proposed.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+
+    let started = Instant::now();
+    let status = cluster.sigterm_and_wait(leader, STOP_BOUND + Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    eprintln!("cut-off leader stopped {took:?} after SIGTERM: {status:?}");
+    let status =
+        status.unwrap_or_else(|| panic!("the cut-off leader ignored SIGTERM for {took:?}\n{}", cluster.logs()));
+    assert!(took <= STOP_BOUND, "took {took:?} (bound {STOP_BOUND:?})");
+    assert!(status.success(), "a requested stop exits 0: {status}");
+    for follower in cluster.others(leader) {
+        cluster.sigcont(follower);
+    }
+}

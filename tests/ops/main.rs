@@ -13,5 +13,6 @@ mod logs;
 mod metrics;
 mod node;
 mod proc;
+mod request_limits;
 mod shutdown;
 mod supervision;
