@@ -22,6 +22,7 @@ pub mod forward;
 pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
+pub mod member_checks;
 pub mod membership;
 pub mod metrics;
 pub mod pipeline;
