@@ -221,6 +221,16 @@ async fn an_answer_with_an_out_of_bounds_term_is_refused_by_the_sender() {
     assert!(matches!(err, RPCError::Unreachable(_)) && err.to_string().contains("term"), "{err:?}");
 }
 
+#[tokio::test]
+async fn a_peer_refusing_the_message_itself_is_unreachable() {
+    let (addr, _) = stub_peer(|_| (StatusCode::BAD_REQUEST, b"vote request refused: term too large".to_vec())).await;
+    let mut network = HttpNetworkFactory::<TestConfig>::new(NetworkConfig::default())
+        .new_client(9, &ClusterNode { addr, zone: "z".into() })
+        .await;
+    let err = network.vote(VoteRequest::new(Vote::new(3, 1), None), RPCOption::new(TTL)).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)) && err.to_string().contains("400"), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_refused_by_a_peer_backs_off_instead_of_spinning() {
     let (addr, hits) = stub_peer(|_| (StatusCode::FORBIDDEN, b"append-entries refused: not a member".to_vec())).await;
