@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {
-        let file = "zone = \"filezone\"\nlease = \"30s\"\napi_token = \"f\"\njoin = true\n";
+        let file = "zone = \"filezone\"\nlease = \"30s\"\napi_token = \"f\"\ncluster_token = \"c\"\njoin = true\n";
         let cfg = with_file(file, &["--zone", "flagzone"]).expect("valid");
         assert_eq!(cfg.zone, "flagzone", "flag over file");
         assert_eq!(cfg.lease, Duration::from_secs(30), "file over default");

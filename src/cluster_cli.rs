@@ -65,8 +65,10 @@ impl Admin {
             .send()
             .await
             .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{addr}{path} answered HTTP {}", response.status()));
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("{addr}{path} answered HTTP {status}: {}", text.trim()));
         }
         response.json().await.map_err(|e| format!("bad answer from {addr}{path}: {e}"))
     }
@@ -102,12 +104,12 @@ impl Admin {
             .await
             .map_err(|e| format!("cannot reach the leader at {leader}: {e}"))?;
         let status = response.status();
-        let answer: ChangeAnswer =
-            response.json().await.map_err(|e| format!("bad answer from {leader}{path} (HTTP {status}): {e}"))?;
-        if answer.ok {
-            Ok(answer.message)
-        } else {
-            Err(answer.message)
+        let text = response.text().await.map_err(|e| format!("no answer from {leader}{path} (HTTP {status}): {e}"))?;
+        // Refusals of the change come as a `ChangeAnswer`; the token check and the like answer plain text.
+        match serde_json::from_str::<ChangeAnswer>(&text) {
+            Ok(answer) if answer.ok => Ok(answer.message),
+            Ok(answer) => Err(answer.message),
+            Err(_) => Err(format!("{leader}{path} answered HTTP {status}: {}", text.trim())),
         }
     }
 }

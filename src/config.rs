@@ -214,6 +214,9 @@ pub enum ConfigError {
     /// An empty API token would protect nothing.
     #[error("--api-token must not be empty")]
     EmptyApiToken,
+    /// A cluster member with an API token but no cluster token: its peer routes would bypass the API token.
+    #[error("--api-token without --cluster-token on a cluster ({0}): /raft and /internal would let anyone who can reach the port write without the API token; set the same --cluster-token on every member")]
+    ApiTokenWithoutClusterToken(&'static str),
     /// `--max-connections` must be positive.
     #[error("--max-connections must be greater than zero")]
     ZeroMaxConnections,
@@ -264,6 +267,14 @@ impl Config {
         }
         if self.api_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyApiToken);
+        }
+        if self.api_token.is_some() && self.cluster_token.is_none() {
+            if self.join {
+                return Err(ConfigError::ApiTokenWithoutClusterToken("--join"));
+            }
+            if self.peers.len() > 1 {
+                return Err(ConfigError::ApiTokenWithoutClusterToken("--peers lists several members"));
+            }
         }
         if self.max_connections == 0 {
             return Err(ConfigError::ZeroMaxConnections);
@@ -391,6 +402,32 @@ mod tests {
             bad(Config { cluster_token: Some(String::new()), ..Config::default() }),
             ConfigError::EmptyToken
         ));
+    }
+
+    #[test]
+    fn an_api_token_on_a_cluster_needs_a_cluster_token() {
+        let peers = parse_peers("1=127.0.0.1:7171,2=127.0.0.1:7272").expect("valid");
+        let api = Config { api_token: Some("t0k".into()), ..Config::default() };
+        assert_eq!(
+            api.validate(),
+            Ok(()),
+            "a one-node cluster with an API token is fine (its peer routes stay closed)"
+        );
+        let clustered = Config { peers: peers.clone(), ..api.clone() };
+        let err = clustered.validate().expect_err("refused");
+        assert!(matches!(err, ConfigError::ApiTokenWithoutClusterToken(_)));
+        assert!(err.to_string().contains("--api-token") && err.to_string().contains("--cluster-token"), "{err}");
+        let joining = Config { join: true, ..api.clone() };
+        assert_eq!(joining.validate(), Err(ConfigError::ApiTokenWithoutClusterToken("--join")));
+        for cfg in [clustered, joining] {
+            assert_eq!(Config { cluster_token: Some("s3cret".into()), ..cfg }.validate(), Ok(()));
+        }
+        let self_only = parse_peers("1=127.0.0.1:7171").expect("valid");
+        assert_eq!(
+            Config { peers: self_only, ..api }.validate(),
+            Ok(()),
+            "--peers of one member is a one-node cluster"
+        );
     }
 
     #[test]

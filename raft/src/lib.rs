@@ -14,6 +14,8 @@
 //! - [`transport_error`]: how an HTTP failure becomes an openraft error (`Unreachable` backs off, `NetworkError`
 //!   retries, a remote `RaftError` is a `RemoteError`).
 //! - [`server`]: [`raft_routes`], the axum routes that feed those RPCs into a local `openraft::Raft`.
+//! - [`sanity`]: the bounds and shape every term and log index from a peer must satisfy before openraft sees it.
+//! - [`sender`]: who may send Raft RPCs to a node (its members; anyone while it is in no cluster yet).
 //! - [`auth`]: [`require_token`], the cluster-token check the node puts on `/raft/*`, `/internal/*`, `/admin/*`.
 //!
 //! # Wiring (what the node does)
@@ -37,6 +39,8 @@ pub mod client;
 pub mod codec;
 pub mod network;
 pub mod node;
+pub mod sanity;
+pub mod sender;
 pub mod server;
 pub mod transport_error;
 pub mod wire;
@@ -46,6 +50,7 @@ pub use client::{HttpNetworkFactory, NetworkConfig};
 pub use codec::{CodecError, MAX_MESSAGE_BYTES};
 pub use network::HttpNetwork;
 pub use node::ClusterNode;
+pub use sanity::{MAX_INDEX, MAX_TERM};
 pub use server::raft_routes;
 pub use transport_error::TransportError;
 pub use wire::{SnapshotRequest, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};

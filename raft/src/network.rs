@@ -6,6 +6,8 @@
 //! - A body that the peer's limit would refuse is not sent: append entries answer `PayloadTooLarge` so openraft
 //!   retries with fewer entries, anything else fails as `Unreachable` (see [`crate::transport_error`]).
 //! - The cluster token, when configured, is on every request.
+//! - An answer whose terms or indexes no correct peer sends ([`crate::sanity`]) never reaches openraft: it fails
+//!   as `Unreachable`, like any other answer that cannot be used.
 //! - Snapshots go whole through `full_snapshot` (see the crate docs); `install_snapshot` is never used.
 
 use std::future::Future;
@@ -29,6 +31,7 @@ use crate::auth::TOKEN_HEADER;
 use crate::client::NetworkConfig;
 use crate::codec::{self, MAX_MESSAGE_BYTES};
 use crate::node::ClusterNode;
+use crate::sanity::{self, Insane};
 use crate::transport_error::TransportError;
 use crate::wire::{AppendResult, SnapshotRequest, SnapshotResult, VoteResult, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 
@@ -96,6 +99,18 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> HttpNetwork<C> {
         codec::decode(&bytes).map_err(|source| TransportError::Decode { url, source })
     }
 
+    /// `answer` as it came, unless the peer's `Raft` answered something [`crate::sanity`] refuses.
+    fn sane<T, E>(
+        &self,
+        answer: Result<T, E>,
+        check: impl Fn(&T) -> Result<(), Insane>,
+    ) -> Result<Result<T, E>, TransportError> {
+        if let Ok(value) = &answer {
+            check(value).map_err(|reason| TransportError::Insane { addr: self.node.addr.clone(), reason })?;
+        }
+        Ok(answer)
+    }
+
     fn remote<E: std::error::Error>(&self, error: E) -> RemoteError<C::NodeId, ClusterNode, E> {
         RemoteError::new_with_node(self.target.clone(), self.node.clone(), error)
     }
@@ -123,6 +138,7 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
             Ok(body) => self.post::<AppendResult<C::NodeId>>(APPEND_PATH, body, option.hard_ttl()).await,
             Err(e) => Err(TransportError::Encode(e)),
         };
+        let result = result.and_then(|answer| self.sane(answer, sanity::append_response));
         match result {
             Ok(answer) => answer.map_err(|e| RPCError::RemoteError(self.remote(e))),
             // Too many entries for one message: openraft resends with at most half as many.
@@ -152,6 +168,7 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
             Ok(body) => self.post::<VoteResult<C::NodeId>>(VOTE_PATH, body, option.hard_ttl()).await,
             Err(e) => Err(TransportError::Encode(e)),
         };
+        let result = result.and_then(|answer| self.sane(answer, sanity::vote_response));
         match result {
             Ok(answer) => answer.map_err(|e| RPCError::RemoteError(self.remote(e))),
             Err(e) => {
@@ -173,7 +190,8 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
         let request = SnapshotRequest { vote, meta, data };
         let send = async {
             let body = codec::encode(&request).map_err(TransportError::Encode)?;
-            self.post::<SnapshotResult<C::NodeId>>(SNAPSHOT_PATH, body, option.hard_ttl()).await
+            let answer = self.post::<SnapshotResult<C::NodeId>>(SNAPSHOT_PATH, body, option.hard_ttl()).await?;
+            self.sane(answer, sanity::snapshot_response)
         };
         // openraft cancels when the replication stream ends (leadership lost, member removed): stop at once
         // rather than finish sending a snapshot nobody waits for.

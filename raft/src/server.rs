@@ -7,6 +7,10 @@
 //! - A body that does not decode is answered 400 with the reason, never a panic, and never reaches `Raft`.
 //! - Whatever `Raft` answers, including its errors, is sent back as 200 with the encoded `Result`; only failures
 //!   of the transport itself use other statuses.
+//! - A decoded request whose terms, indexes or shape no correct peer produces ([`crate::sanity`]) is answered 400
+//!   with the reason and never reaches `Raft`: nothing a peer sends can overflow openraft's arithmetic.
+//! - A request from a node outside this node's membership ([`crate::sender`]) is answered 403 and never reaches
+//!   `Raft`; the sending side backs off on it.
 //! - The handlers hold no lock and no state besides the `Raft` handle: openraft serializes the RPCs itself.
 
 use axum::body::Bytes;
@@ -23,6 +27,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::codec::{self, CodecError, MAX_MESSAGE_BYTES};
 use crate::node::ClusterNode;
+use crate::sanity::{self, Insane};
+use crate::sender;
 use crate::wire::{SnapshotRequest, SnapshotResult, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 
 /// The Raft RPC routes (`POST /raft/append`, `/raft/vote`, `/raft/snapshot`) serving `raft`.
@@ -43,30 +49,60 @@ where
 }
 
 async fn append<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
-    match codec::decode::<AppendEntriesRequest<C>>(&body) {
-        Ok(rpc) => encoded(&raft.append_entries(rpc).await),
-        Err(e) => bad_request("append-entries", &e),
+    let rpc = match codec::decode::<AppendEntriesRequest<C>>(&body) {
+        Ok(rpc) => rpc,
+        Err(e) => return bad_request("append-entries", &e),
+    };
+    if let Err(e) = sanity::append_request(&rpc) {
+        return insane("append-entries", &e);
     }
+    if let Err(response) = admit(&raft, &rpc.vote.leader_id().node_id, "append-entries").await {
+        return response;
+    }
+    encoded(&raft.append_entries(rpc).await)
 }
 
 async fn vote<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
-    match codec::decode::<VoteRequest<C::NodeId>>(&body) {
-        Ok(rpc) => encoded(&raft.vote(rpc).await),
-        Err(e) => bad_request("vote", &e),
+    let rpc = match codec::decode::<VoteRequest<C::NodeId>>(&body) {
+        Ok(rpc) => rpc,
+        Err(e) => return bad_request("vote", &e),
+    };
+    if let Err(e) = sanity::vote_request(&rpc) {
+        return insane("vote", &e);
     }
+    if let Err(response) = admit(&raft, &rpc.vote.leader_id().node_id, "vote").await {
+        return response;
+    }
+    encoded(&raft.vote(rpc).await)
 }
 
 async fn snapshot<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {
-    match codec::decode::<SnapshotRequest<C::NodeId, ClusterNode>>(&body) {
-        Ok(request) => match install_snapshot(&raft, request).await {
-            Ok(answer) => encoded(&answer),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot store a received snapshot");
-                (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the snapshot: {e}")).into_response()
-            }
-        },
-        Err(e) => bad_request("snapshot", &e),
+    let request = match codec::decode::<SnapshotRequest<C::NodeId, ClusterNode>>(&body) {
+        Ok(request) => request,
+        Err(e) => return bad_request("snapshot", &e),
+    };
+    if let Err(e) = sanity::snapshot_request(&request) {
+        return insane("snapshot", &e);
     }
+    if let Err(response) = admit(&raft, &request.vote.leader_id().node_id, "snapshot").await {
+        return response;
+    }
+    match install_snapshot(&raft, request).await {
+        Ok(answer) => encoded(&answer),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store a received snapshot");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the snapshot: {e}")).into_response()
+        }
+    }
+}
+
+/// `Ok` if `sender` may send RPCs here, else the 403 answer (logged: a refused leader or candidate is worth
+/// knowing about, whether it is an attack or a node that was removed and still runs).
+async fn admit<C: RaftTypeConfig>(raft: &Raft<C>, sender: &C::NodeId, what: &str) -> Result<(), Response> {
+    sender::check(raft, sender).await.map_err(|e| {
+        tracing::warn!(error = %e, "refused a {what} request");
+        (StatusCode::FORBIDDEN, format!("{what} refused: {e}")).into_response()
+    })
 }
 
 /// Writes the received bytes into a fresh `SnapshotData` from the state machine and installs it.
@@ -93,6 +129,12 @@ async fn install_snapshot<C: RaftTypeConfig<Node = ClusterNode>>(
 fn bad_request(what: &str, e: &CodecError) -> Response {
     tracing::warn!(error = %e, "bad {what} request body");
     (StatusCode::BAD_REQUEST, format!("bad {what} request body: {e}")).into_response()
+}
+
+/// The 400 answer to a request that decodes but that no correct peer sends (see [`crate::sanity`]).
+fn insane(what: &str, e: &Insane) -> Response {
+    tracing::warn!(error = %e, "refused a {what} request");
+    (StatusCode::BAD_REQUEST, format!("{what} request refused: {e}")).into_response()
 }
 
 /// 200 with the encoded answer; 500 if it cannot be encoded (a bug, but not a reason to panic).

@@ -2,7 +2,8 @@
 //!
 //! - [`Unreachable`]: openraft backs off ([`crate::client::NetworkConfig::unreachable_backoff`]) before the next
 //!   RPC to that peer. Used when nothing is listening (connection refused, connect timeout), and for failures a
-//!   retry cannot fix soon (wrong cluster token, a message the peer can never accept), so they are not hammered.
+//!   retry cannot fix soon (wrong cluster token, a message the peer can never accept (400, 413), a peer that
+//!   refuses this node as not a member (403), an answer with insane terms), so they are not hammered.
 //! - [`NetworkError`]: openraft retries on its own schedule. Used for everything transient on an established path:
 //!   a request timeout (peer slow or paused), a reset connection, a 5xx, an unreadable answer.
 //! - A `RaftError` the peer's `Raft` returned is not a transport error: the client wraps it in `RemoteError`.
@@ -64,6 +65,14 @@ pub enum TransportError {
         /// The codec failure.
         source: CodecError,
     },
+    /// The peer answered terms or indexes no correct peer sends (see [`crate::sanity`]).
+    #[error("refused the answer of {addr}: {reason}")]
+    Insane {
+        /// Peer address.
+        addr: String,
+        /// What is wrong with the answer.
+        reason: crate::sanity::Insane,
+    },
     /// This network sends snapshots whole; openraft's chunked API was called anyway.
     #[error("chunked install_snapshot is not supported: snapshots are sent whole by full_snapshot")]
     ChunkedSnapshot,
@@ -73,10 +82,18 @@ impl TransportError {
     /// Whether openraft should back off before trying this peer again (see the module docs).
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Self::ClientBuild { .. } | Self::Connect { .. } | Self::ChunkedSnapshot => true,
+            Self::ClientBuild { .. } | Self::Connect { .. } | Self::ChunkedSnapshot | Self::Insane { .. } => true,
             Self::Encode(CodecError::TooLarge { .. }) => true,
             Self::Status { status, .. } => {
-                matches!(*status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::PAYLOAD_TOO_LARGE)
+                // 400: the peer cannot decode the body (another version) or refuses its terms; retrying at once
+                // would only send the same refused message again.
+                matches!(
+                    *status,
+                    StatusCode::BAD_REQUEST
+                        | StatusCode::UNAUTHORIZED
+                        | StatusCode::FORBIDDEN
+                        | StatusCode::PAYLOAD_TOO_LARGE
+                )
             }
             Self::Request { .. } | Self::Encode(_) | Self::Decode { .. } => false,
         }

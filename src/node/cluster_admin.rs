@@ -2,6 +2,9 @@
 //! behind the cluster token), executed on the leader.
 //!
 //! Invariants:
+//! - An add is refused before anything changes unless the id and the address are free and the node at the address
+//!   is the id claimed (see [`super::member_checks`]), and on a node with `--api-token` but no cluster token (its
+//!   peer routes stay closed, see [`super::route_gate`], so a peer could never reach it).
 //! - One change at a time per node: a second change while one runs gets 409 at once (openraft would
 //!   also refuse overlapping joint configurations; this gives the operator a clear message).
 //! - Add = learner first, then wait until the leader has replicated to it the entry that added it (by log
@@ -22,6 +25,7 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use super::admin::status_view;
+use super::member_checks;
 use super::AppState;
 
 /// Body of `/admin/cluster/add`.
@@ -60,9 +64,29 @@ async fn add(State(state): State<AppState>, Json(req): Json<AddMember>) -> Respo
     if req.id == 0 || req.addr.trim().is_empty() {
         return answer(StatusCode::BAD_REQUEST, "id must be positive and addr non-empty".into());
     }
+    if state.config.api_token.is_some() && state.config.cluster_token.is_none() {
+        return answer(
+            StatusCode::FORBIDDEN,
+            format!(
+                "node {} has --api-token but no --cluster-token: it cannot have peers (its /raft and /internal routes \
+                 would let anyone write without the API token); restart every member with the same --cluster-token, \
+                 then add node {}",
+                state.config.id, req.id
+            ),
+        );
+    }
     let Ok(_change) = state.membership_change.try_lock() else {
         return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
     };
+    if let Err((status, message)) = member_checks::not_taken(&status_view(&state).membership, &req) {
+        return answer(status, message);
+    }
+    let token = state.config.cluster_token.as_deref();
+    if let Err((status, message)) =
+        member_checks::is_who_it_claims(&req, token, state.config.id, &state.config.addr).await
+    {
+        return answer(status, message);
+    }
     let node = ClusterNode { addr: req.addr.clone(), zone: req.zone.clone() };
     // Not openraft's blocking add: it deems a learner caught up while its lag is under
     // `replication_lag_threshold` (5000 entries), i.e. at once in a young cluster, even if unreachable.

@@ -30,12 +30,14 @@ pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
 pub mod long_uri;
+pub mod member_checks;
 pub mod membership;
 pub mod metrics;
 pub mod pipeline;
 pub mod proposer;
 pub mod read_index_batching;
 pub mod renewal;
+pub mod route_gate;
 pub mod routing;
 pub mod server;
 pub mod state_machine;
@@ -347,12 +349,13 @@ fn connection_cap(config: &Config) -> Result<usize, NodeError> {
 /// Every route of a node on one router.
 pub fn router(state: AppState) -> Router {
     let token = state.config.cluster_token.clone().map(Arc::<str>::from);
+    // Peer routes are also closed on a lone node without a token (see `route_gate`); the token check runs first.
+    let peer = route_gate::gate(
+        internal::internal_routes().with_state(state.clone()).merge(discovery_raft::raft_routes(state.raft.clone())),
+        state.clone(),
+    );
     let internal = discovery_raft::require_token(
-        admin::admin_routes()
-            .merge(internal::internal_routes())
-            .merge(cluster_admin::cluster_routes())
-            .with_state(state.clone())
-            .merge(discovery_raft::raft_routes(state.raft.clone())),
+        admin::admin_routes().merge(cluster_admin::cluster_routes()).with_state(state.clone()).merge(peer),
         token,
     );
     let metrics = Arc::clone(&state.metrics);

@@ -112,8 +112,21 @@ async fn wiped_node_catches_up_by_snapshot() {
     assert_has_all(&cluster, victim, appid, &written).await;
 }
 
+/// A "node" that says it is node `id` (so an add's identity check passes) but refuses every Raft RPC, so it
+/// never catches up; its address.
+async fn ghost_node(id: u64) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let status = serde_json::json!({ "id": id, "addr": addr, "zone": "zone01", "membership": [] });
+    let app = axum::Router::new()
+        .route("/admin/status", axum::routing::get(move || async move { axum::Json(status) }))
+        .fallback(|| async { (axum::http::StatusCode::FORBIDDEN, "a ghost refuses Raft RPCs") });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// Contract (d): an add waits until the new node caught up, and changes run one at a time. An add that
-/// cannot finish (the new node is unreachable, so it never catches up) must not make it a voter and holds
+/// cannot finish (the new node refuses the leader, so it never catches up) must not make it a voter and holds
 /// the change slot: a concurrent change is refused at once. Once the operator gives up on the add, the
 /// slot is free again and the stuck learner can be removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +134,7 @@ async fn add_of_unreachable_node_blocks_and_refuses_concurrent_change() {
     let cluster = TestCluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader(T).await;
     let ghost = 9;
-    let nowhere = format!("127.0.0.1:{}", crate::harness::free_port());
+    let nowhere = ghost_node(ghost).await;
     let add = serde_json::json!({ "id": ghost, "addr": nowhere, "zone": "zone01" });
     let remove = serde_json::json!({ "id": ghost });
     let stuck = cluster.admin_post(leader, "/admin/cluster/add", &add, Duration::from_secs(3));
