@@ -153,9 +153,10 @@ pub enum NodeError {
     /// The Raft core stopped while the node was serving (a storage error, such as a full disk).
     #[error("the Raft core stopped: {0}")]
     CoreStopped(String),
-    /// The process cannot serve clients as configured (e.g. its open-file limit is too low).
+    /// The node refuses to start as configured (an open-file limit too low to serve anyone, an API token
+    /// without a cluster token on a cluster); the message says why and what to change.
     #[error("{0}")]
-    Limits(String),
+    Refused(String),
 }
 
 /// A started node: its state, and the handle to stop it.
@@ -330,8 +331,8 @@ pub async fn run(config: Config, listener: TcpListener, signal: impl Future<Outp
 /// room (see [`crate::fd_limit`]); both figures are logged.
 fn connection_cap(config: &Config) -> Result<usize, NodeError> {
     let limit = crate::fd_limit::current_soft_limit()
-        .map_err(|e| NodeError::Limits(format!("cannot read the open-file limit: {e}")))?;
-    let cap = crate::fd_limit::connection_cap(config.max_connections, limit).map_err(NodeError::Limits)?;
+        .map_err(|e| NodeError::Refused(format!("cannot read the open-file limit: {e}")))?;
+    let cap = crate::fd_limit::connection_cap(config.max_connections, limit).map_err(NodeError::Refused)?;
     if cap < config.max_connections {
         tracing::info!(
             connections = cap,
@@ -395,6 +396,16 @@ fn check_same_cluster(raft: &Raft, config: &Config) -> Result<(), NodeError> {
     let shares_a_member = config.peers.iter().any(|(id, p)| membership.get_node(id).is_some_and(|n| n.addr == p.addr));
     if !config.peers.is_empty() && !known.is_empty() && !shares_a_member {
         return Err(wrong(format!("its members are {} but --peers lists none of them", known.join(","))));
+    }
+    // The same rule as `Config::validate` for `--peers`/`--join`, for a restart without either.
+    if known.len() > 1 && config.api_token.is_some() && config.cluster_token.is_none() {
+        return Err(NodeError::Refused(format!(
+            "--api-token without --cluster-token on a cluster (data dir {} has members {}): /raft and /internal \
+             would let anyone who can reach the port write without the API token; set the same --cluster-token \
+             on every member",
+            config.data_dir.display(),
+            known.join(",")
+        )));
     }
     Ok(())
 }

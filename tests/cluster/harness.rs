@@ -210,6 +210,11 @@ impl TestCluster {
         self.live().into_iter().filter(|&i| i != id).collect()
     }
 
+    /// Node `id`'s data dir.
+    pub fn data_dir(&self, id: u64) -> std::path::PathBuf {
+        self.node(id).data_dir.clone()
+    }
+
     fn node(&self, id: u64) -> &NodeProc {
         self.nodes.get(&id).unwrap_or_else(|| panic!("no node {id}"))
     }

@@ -169,3 +169,22 @@ async fn add_of_unreachable_node_blocks_and_refuses_concurrent_change() {
     let members = cluster.wait_membership(|m| m.iter().all(|m| m.id != ghost), T).await;
     assert_eq!(members.len(), 3, "{members:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarted_with_an_api_token_but_no_cluster_token_refuses_to_start() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    cluster.wait_for_leader(T).await;
+    let (addr, dir) = (cluster.addr(3), cluster.data_dir(3));
+    cluster.kill9(3);
+    // No --peers, no --join: only the data dir says this node is in a cluster.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_discovery"))
+        .args(["--id", "3", "--addr", &addr, "--api-token", "secret", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(T, output).await.expect("exits").expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--cluster-token") && stderr.contains(&dir.display().to_string()), "{stderr}");
+}
