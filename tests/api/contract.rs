@@ -637,7 +637,10 @@ async fn nodes_and_infra_discovery_in_any_env() {
         assert_eq!(insts.len(), 1);
         assert_eq!(insts[0]["addrs"], json!([format!("http://{}", node.addr)]));
         assert_eq!((&insts[0]["env"], &insts[0]["status"]), (&json!(env), &json!(1)));
-        assert!(data["latest_timestamp"].as_i64() > Some(0), "never a 0 cursor");
+        // Issue 11: a Unix time in ns like every other cursor (it was the membership log index + 1).
+        let cursor = data["latest_timestamp"].as_i64().expect("cursor");
+        assert!((now_ns() - cursor).abs() < 60_000_000_000, "cursor {cursor} is not a recent time in ns");
+        assert_eq!(insts[0]["latest_timestamp"], json!(cursor));
         let r = t
             .get(
                 &format!("fetch: infra.discovery in env {env}"),
