@@ -8,11 +8,17 @@
 #
 # Short mode: --duration 60 --nodes 3 (≈ 2 minutes plus the build). Long mode: --duration 1800 --nodes 5.
 # Needs root (network namespaces, iptables); without it, or without namespace support, exits 77.
-# Exit: 0 no violation, 1 violations, 2 the run could not be done, 77 cannot run here.
+# Exit: 0 no violation; 1 a safety violation (rules a-e: lost write, phantom/resurrected write, divergence,
+# stale consistent read, false eviction); 2 the run could not be done (bad arguments, build or setup
+# failure, the checker could not run, or the run checked nothing); 3 availability findings only (rules f, g:
+# recovery bound, missed long-poll wake-up); 77 cannot run here. CI fails on 1 and 2.
 # Everything it creates (namespaces, processes) is removed on exit, on Ctrl-C and on TERM; a crashed
 # earlier run's leftovers are removed first. The output directory keeps the schedule, the history, the
 # final state, the verdict and the node logs.
-set -euo pipefail
+set -Eeuo pipefail
+# Any failing step (build, namespaces, starting a node) means the run could not be done: exit 2, never 1,
+# which CI reads as a safety violation.
+trap 'exit 2' ERR
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=lib.sh
@@ -34,7 +40,7 @@ while [ $# -gt 0 ]; do
     --release) profile=release; shift ;;
     --schedule) schedule=$2; shift 2 ;;
     --keep-data) keep_data=1; shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -73,7 +79,7 @@ fi
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM ERR
     chaos_teardown
     if [ "$keep_data" -eq 0 ] && [ -n "${CHAOS_STATE:-}" ]; then rm -rf "${CHAOS_STATE:?}/data"; fi
     [ -n "${CHAOS_STATE:-}" ] && log "output in $CHAOS_STATE"
@@ -118,9 +124,14 @@ run=(ip netns exec "$CHAOS_CTL_NS" "$CHAOS_STATE/bin/discovery-chaos" run --node
 # In the background and waited for, so a TERM to this script is handled at once (bash runs traps only
 # between commands, and `wait` is interruptible).
 set +e
+trap - ERR
 CHAOS_TOKEN="$token" "${run[@]}" > >(tee "$CHAOS_STATE/run.log") 2>&1 &
 wait $!
 rc=$?
 set -e
-log "discovery-chaos exited $rc (0 pass, 1 violations, 2 could not run)"
+case "$rc" in
+0 | 1 | 2 | 3) ;;
+*) log "discovery-chaos ended abnormally (exit $rc): the run could not be done"; rc=2 ;;
+esac
+log "discovery-chaos exited $rc (0 pass, 1 safety violation, 2 could not run or checked nothing, 3 availability findings only)"
 exit "$rc"

@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn nodes(State(state): State<AppState>) -> Envelope<Vec<NodeView>> {
-    let membership = current_membership(&state.raft, &state.config);
+    let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
     let metrics = state.raft.metrics().borrow().clone();
     let view = membership
         .members()

@@ -89,7 +89,7 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
     let mut signalled = None;
     loop {
         let decision = {
-            let membership = current_membership(&state.raft, &state.config);
+            let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
             let registry = state.registry.read();
             View::new(&registry, &membership).poll(
                 &arg.env,
@@ -118,7 +118,7 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
 }
 
 fn read_polls(state: &AppState, env: &str, cursors: &[(String, i64)], zone: Option<&str>) -> PollsAnswer {
-    let membership = current_membership(&state.raft, &state.config);
+    let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
     let registry = state.registry.read();
     View::new(&registry, &membership).polls(env, cursors, zone)
 }

@@ -7,7 +7,8 @@
 //! - `check`: re-check a saved history (and final state) offline; same verdict, same exit code.
 //! - `schedule`: print the schedule a seed gives, without running anything.
 //!
-//! Exit codes: 0 no violation, 1 violations (or a vacuous run), 2 the run could not be done.
+//! Exit codes ([`check::Grade`]): 0 no violation, 1 a safety violation (rules (a)–(e)), 2 the run could not
+//! be done (or checked nothing), 3 availability findings only (rules (f), (g)). CI fails on 1 and 2.
 //! Every address it talks to must be loopback or on a directly connected subnet (see [`netguard`]).
 
 use std::path::PathBuf;
@@ -138,15 +139,19 @@ fn parse_nodes(spec: &str) -> Result<Vec<history::NodeInfo>, String> {
         .collect()
 }
 
-fn verdict_code(verdict: Result<check::Verdict, String>) -> ExitCode {
+/// The exit code of a run or check: the verdict's grade, or 2 when there is no verdict.
+fn exit_code(verdict: &Result<check::Verdict, String>) -> u8 {
     match verdict {
-        Ok(v) if v.ok => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("discovery-chaos: {e}");
-            ExitCode::from(2)
-        }
+        Ok(v) => v.grade.exit_code(),
+        Err(_) => 2,
     }
+}
+
+fn verdict_code(verdict: Result<check::Verdict, String>) -> ExitCode {
+    if let Err(e) = &verdict {
+        eprintln!("discovery-chaos: {e}");
+    }
+    ExitCode::from(exit_code(&verdict))
 }
 
 fn main() -> ExitCode {

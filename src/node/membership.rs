@@ -1,37 +1,62 @@
 //! The Raft membership as the registry sees it: the members that `infra.discovery` and
-//! `/discovery/nodes` report.
+//! `/discovery/nodes` report, and the `infra.discovery` cursor.
+//!
+//! Invariants: the cursor is a Unix time in nanoseconds (clients log and compare it as one), taken from
+//! this node's clock when it first sees a membership (its log id) and strictly increasing with every
+//! membership it sees after that (see [`ChangeStamp`]). It is per node, not replicated: clients reset their
+//! cursor when they switch nodes (spec §3.5). Reading the membership and stamping it happen under one lock,
+//! so no answer pairs an older membership with a newer stamp.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use discovery_raft::ClusterNode;
+use openraft::{LogId, StoredMembership};
 use tokio_util::sync::CancellationToken;
 
+use super::proposer::now_ns;
 use super::state_machine::RegistryState;
 use crate::config::Config;
-use crate::raft_types::Raft;
-use crate::registry::infra::{Member, Membership, INFRA_APPID};
+use crate::raft_types::{NodeId, Raft};
+use crate::registry::infra::{ChangeStamp, Member, Membership, INFRA_APPID};
 
-/// Members of the effective membership, with a cursor that moves on every membership change (the
-/// membership entry's log index + 1: strictly increasing on one node, never 0).
-pub fn current_membership(raft: &Raft, config: &Config) -> Membership {
-    let metrics = raft.metrics();
-    let metrics = metrics.borrow();
-    let stored = &metrics.membership_config;
-    let stamp = stored.log_id().map_or(1, |id| i64::try_from(id.index).unwrap_or(i64::MAX - 1) + 1);
-    let members = stored
-        .membership()
-        .nodes()
-        .map(|(id, node)| Member {
-            id: *id,
-            addr: node.addr.clone(),
-            zone: node.zone.clone(),
-            // Regions of other members are not replicated; a cluster runs in one region.
-            region: config.region.clone(),
-        })
-        .collect();
+/// This node's `infra.discovery` cursor: the stamp of each effective membership it has seen, keyed by the
+/// membership's log id (an uncommitted membership that a new leader truncates away, and the one that
+/// replaces it, are different states).
+#[derive(Debug, Default)]
+pub struct InfraCursor(Mutex<ChangeStamp<Option<LogId<NodeId>>>>);
+
+impl InfraCursor {
+    /// Read the effective membership with `read` and stamp it, both under the cursor's lock.
+    fn stamped<T>(&self, raft: &Raft, read: impl FnOnce(&StoredMembership<NodeId, ClusterNode>) -> T) -> (T, i64) {
+        let mut stamps = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let stored = &metrics.membership_config;
+        let stamp = stamps.observe(*stored.log_id(), now_ns());
+        (read(stored), stamp)
+    }
+}
+
+/// Members of the effective membership, with the `infra.discovery` cursor of this node (see the module doc).
+pub fn current_membership(raft: &Raft, config: &Config, cursor: &InfraCursor) -> Membership {
+    let (members, stamp) = cursor.stamped(raft, |stored| {
+        stored
+            .membership()
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                addr: node.addr.clone(),
+                zone: node.zone.clone(),
+                // Regions of other members are not replicated; a cluster runs in one region.
+                region: config.region.clone(),
+            })
+            .collect()
+    });
     Membership::new(members, stamp)
 }
 
 /// Wake `infra.discovery` long polls whenever the membership changes, so SDKs learn the new server list.
+/// The new membership is stamped before the pollers are woken, so the stamp is the time this node saw it.
 pub async fn watch_membership(raft: Raft, registry: Arc<RegistryState>, shutdown: CancellationToken) {
     let mut metrics = raft.metrics();
     // Nothing seen yet: the membership this node starts with is logged too (a new cluster's first membership
@@ -46,7 +71,8 @@ pub async fn watch_membership(raft: Raft, registry: Arc<RegistryState>, shutdown
         };
         if let Some((index, voters, learners)) = current.filter(|c| Some(c.0) != seen) {
             seen = Some(index);
-            tracing::info!(index, voters, learners, "membership changed");
+            let ((), stamp) = registry.infra_cursor().stamped(&raft, |_| ());
+            tracing::info!(index, voters, learners, cursor = stamp, "membership changed");
             registry.hub().notify_appid(INFRA_APPID);
         }
         tokio::select! {

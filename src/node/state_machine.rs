@@ -19,6 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{watch, Notify};
 
 use super::change_hub::ChangeHub;
+use super::membership::InfraCursor;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::registry::apply::LeaseEvent;
 use crate::registry::command::{Batch, BatchResult, Command, Outcome};
@@ -36,6 +37,8 @@ pub struct RegistryState {
     lease_events_ready: Notify,
     counters: ApplyCounters,
     restores: AtomicU64,
+    /// The `infra.discovery` cursor (not replicated: stamped by this node's clock).
+    infra_cursor: InfraCursor,
 }
 
 /// What this replica applied, by command (metrics; counted from process start, replays included).
@@ -76,6 +79,7 @@ impl Default for RegistryState {
             lease_events_ready: Notify::new(),
             counters: ApplyCounters::default(),
             restores: AtomicU64::new(0),
+            infra_cursor: InfraCursor::default(),
         }
     }
 }
@@ -95,6 +99,11 @@ impl RegistryState {
     /// The long-poll change channels.
     pub fn hub(&self) -> &Arc<ChangeHub> {
         &self.hub
+    }
+
+    /// The cursor of the synthesized `infra.discovery` app (see `node::membership`).
+    pub fn infra_cursor(&self) -> &InfraCursor {
+        &self.infra_cursor
     }
 
     /// Index of the last applied entry (any kind, or the end of a restored snapshot), observable: for

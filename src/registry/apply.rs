@@ -5,12 +5,18 @@
 //!   Every timestamp written is the batch's leader stamp (or a client-supplied dirty/set timestamp), so
 //!   every replica that applies the same log holds the same bytes and hands out the same cursors.
 //! - Apply is total: a command that cannot be applied yields `NotFound`/`Invalid` and changes nothing.
+//! - A stored client timestamp (`dirty_timestamp`, `set_timestamp`) is never more than
+//!   [`MAX_CLIENT_AHEAD_NS`] ahead of the entry's leader stamp: such a command is `Invalid` (-400). A stored
+//!   `dirty_timestamp` already that far ahead (written before this bound existed, or the leader's clock went
+//!   back by more than the bound) no longer wins against a register: it would pin the instance forever.
 //! - Besides the outcomes, apply reports its side effects in [`Applied`]: which apps' cursors moved (to
 //!   wake exactly their long-pollers) and which leases appeared or vanished (for the leader's lessor).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::command::{Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs};
+use super::command::{
+    check_client_timestamp, Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs, MAX_CLIENT_AHEAD_NS,
+};
 use super::model::{AppKey, Instance, InstanceKey, STATUS_UP, STATUS_WAITING};
 use super::store::{Hosts, Registry, Stored};
 
@@ -59,7 +65,7 @@ impl Registry {
     /// Spec §2.1/§4.1. A re-register keeps the old `up_timestamp`; one whose dirty timestamp is older
     /// than the stored one keeps the old instance. Either way the revision and the cursor move.
     fn apply_register(&mut self, index: u64, stamp: i64, args: &RegisterArgs, fx: &mut Applied) -> Outcome {
-        if let Err(reason) = check_register(args) {
+        if let Err(reason) = check_register(args, stamp) {
             return Outcome::Invalid(reason);
         }
         let fresh = new_instance(args, stamp);
@@ -68,7 +74,8 @@ impl Registry {
         let hosts = self.apps.entry(app.clone()).or_default().zones.entry(key.zone.clone()).or_default();
         match hosts.get_mut(&key.hostname) {
             Some(stored) => {
-                if fresh.dirty_timestamp >= stored.instance.dirty_timestamp {
+                let pinned = stored.instance.dirty_timestamp > stamp.saturating_add(MAX_CLIENT_AHEAD_NS);
+                if fresh.dirty_timestamp >= stored.instance.dirty_timestamp || pinned {
                     let up_timestamp = stored.instance.up_timestamp;
                     stored.instance = Instance { up_timestamp, ..fresh };
                 }
@@ -100,7 +107,7 @@ impl Registry {
         let Some(hosts) = self.apps.get_mut(&app).and_then(|entry| entry.zones.get_mut(&args.zone)) else {
             return Outcome::NotFound;
         };
-        if let Err(reason) = check_set(args, hosts) {
+        if let Err(reason) = check_set(args, hosts, stamp) {
             return Outcome::Invalid(reason);
         }
         let at = if args.set_timestamp > 0 { args.set_timestamp } else { stamp };
@@ -137,8 +144,10 @@ impl Registry {
     }
 }
 
-/// Re-checks what the HTTP layer validated, so apply stays total and the stored data keeps its shape.
-fn check_register(args: &RegisterArgs) -> Result<(), String> {
+/// Re-checks what the HTTP layer validated, so apply stays total and the stored data keeps its shape; the
+/// bound on `dirty_timestamp` is authoritative here, against the leader stamp (the handler's check against
+/// its own clock only saves a round trip).
+fn check_register(args: &RegisterArgs, stamp: i64) -> Result<(), String> {
     let key = &args.key;
     if key.env.is_empty() || key.appid.is_empty() || key.zone.is_empty() || key.hostname.is_empty() {
         return Err("env, appid, zone and hostname are required".to_owned());
@@ -146,6 +155,7 @@ fn check_register(args: &RegisterArgs) -> Result<(), String> {
     if args.addrs.is_empty() || args.addrs.iter().any(String::is_empty) {
         return Err("addrs must hold at least one non-empty address".to_owned());
     }
+    check_client_timestamp("dirty_timestamp", args.dirty_timestamp, stamp)?;
     check_status(args.status)
 }
 
@@ -157,7 +167,8 @@ fn check_status(status: u32) -> Result<(), String> {
 }
 
 /// Everything that could make a set fail half-way, checked before anything is changed.
-fn check_set(args: &SetArgs, hosts: &Hosts) -> Result<(), String> {
+fn check_set(args: &SetArgs, hosts: &Hosts, stamp: i64) -> Result<(), String> {
+    check_client_timestamp("set_timestamp", args.set_timestamp, stamp)?;
     let n = args.hostnames.len();
     if n == 0 {
         return Err("at least one hostname is required".to_owned());
@@ -319,6 +330,76 @@ mod tests {
         assert_eq!(stored.revision, 2, "the register is still proof of life for the lease");
         assert_eq!(reg.cursor("dev", "demo"), Some(2000));
         assert_eq!(fx.leases, vec![LeaseEvent::Registered { key: a, revision: 2 }]);
+    }
+
+    const MINUTE: i64 = 60 * 1_000_000_000;
+
+    #[test]
+    fn issue_11_a_dirty_timestamp_far_ahead_of_the_leader_stamp_is_refused() {
+        let a = key("dev", "demo", "z1", "a");
+        let now = 1_700_000_000_000_000_000;
+        let mut reg = Registry::new();
+        reg.apply(1, &batch(now, vec![register(&a)]));
+        let before = reg.clone();
+        for far in [i64::MAX, now + 10 * MINUTE + 1] {
+            let mut args = register_args(&a);
+            args.dirty_timestamp = far;
+            let fx = reg.apply(2, &batch(now, vec![Command::Register(args)]));
+            let [Outcome::Invalid(why)] = fx.result.outcomes.as_slice() else { panic!("{:?}", fx.result) };
+            assert!(why.contains("\"dirty_timestamp\"") && why.contains(&far.to_string()), "{why}");
+            assert!(fx.changed.is_empty() && fx.leases.is_empty(), "nothing happened: {fx:?}");
+            assert_eq!(reg, before, "a refused register changes nothing, not even the cursor");
+        }
+        // Up to 10 minutes ahead is clock skew, accepted and honoured.
+        let mut skewed = register_args(&a);
+        skewed.dirty_timestamp = now + 10 * MINUTE;
+        let fx = reg.apply(3, &batch(now, vec![Command::Register(skewed)]));
+        assert_eq!(fx.result.outcomes, vec![Outcome::Ok]);
+        assert_eq!(reg.get(&a).map(|s| s.instance.dirty_timestamp), Some(now + 10 * MINUTE));
+        // The bound is the entry's stamp, not a clock: the same command on a later entry is judged anew.
+        let mut args = register_args(&a);
+        args.dirty_timestamp = now + 15 * MINUTE;
+        let fx = reg.apply(4, &batch(now + 5 * MINUTE, vec![Command::Register(args)]));
+        assert_eq!(fx.result.outcomes, vec![Outcome::Ok]);
+    }
+
+    #[test]
+    fn issue_11_a_set_timestamp_far_ahead_is_refused_as_it_would_pin_dirty_timestamp() {
+        let a = key("dev", "demo", "z1", "a");
+        let now = 1_700_000_000_000_000_000;
+        let mut reg = registry_with(std::slice::from_ref(&a));
+        let before = reg.clone();
+        let mut set = set_args("dev", "demo", "z1", &["a"]);
+        set.statuses = vec![2];
+        set.set_timestamp = i64::MAX;
+        let fx = reg.apply(5, &batch(now, vec![Command::Set(set.clone())]));
+        let [Outcome::Invalid(why)] = fx.result.outcomes.as_slice() else { panic!("{:?}", fx.result) };
+        assert!(why.contains("\"set_timestamp\""), "{why}");
+        assert_eq!(reg, before);
+        set.set_timestamp = now + MINUTE;
+        assert_eq!(reg.apply(6, &batch(now, vec![Command::Set(set)])).result.outcomes, vec![Outcome::Ok]);
+        // A later register (dirty = its stamp, below the set's timestamp) is kept out as "older": that is
+        // the documented conflict rule, and within the bound it ends once the clock passes the set.
+        reg.apply(7, &batch(now + 2 * MINUTE, vec![register(&a)]));
+        assert_eq!(reg.get(&a).map(|s| s.instance.reg_timestamp), Some(now + 2 * MINUTE));
+    }
+
+    #[test]
+    fn issue_11_an_instance_pinned_before_the_bound_existed_is_released_by_the_next_register() {
+        let a = key("dev", "demo", "z1", "a");
+        let now = 1_700_000_000_000_000_000;
+        // What an older version stored for `dirty_timestamp=9223372036854775807` (here through a stamp far in
+        // the future, the only way past the bound now).
+        let mut reg = Registry::new();
+        let mut args = register_args(&a);
+        args.dirty_timestamp = i64::MAX;
+        reg.apply(1, &batch(i64::MAX - MINUTE, vec![Command::Register(args)]));
+        assert_eq!(reg.get(&a).map(|s| s.instance.dirty_timestamp), Some(i64::MAX));
+        let mut fresh = register_args(&a);
+        fresh.version = "v2".into();
+        reg.apply(2, &batch(now, vec![Command::Register(fresh)]));
+        let i = &reg.get(&a).expect("there").instance;
+        assert_eq!((i.version.as_str(), i.dirty_timestamp, i.reg_timestamp), ("v2", now, now), "replaced");
     }
 
     #[test]

@@ -7,12 +7,29 @@
 //!   `skip_serializing_if` here.
 //! - Commands are validated before they are proposed (HTTP layer); apply still re-checks what it must to
 //!   stay total (a bad command yields an [`Outcome`] error, never a panic).
+//! - A client timestamp that is stored (register's `dirty_timestamp`, set's `set_timestamp`) is at most
+//!   [`MAX_CLIENT_AHEAD_NS`] ahead of the batch's leader stamp; apply refuses the command otherwise, so no
+//!   client can pin an instance with a timestamp in the far future.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::model::InstanceKey;
+
+/// How far a stored client timestamp may be ahead of the leader's clock: 10 minutes. Beyond that it is a
+/// bug or an attack, not clock skew: a `dirty_timestamp` of `i64::MAX` would make every later register of the
+/// instance "older" and change nothing.
+pub const MAX_CLIENT_AHEAD_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// `Err` (the -400 text, naming `param`) when the client timestamp `value` is more than
+/// [`MAX_CLIENT_AHEAD_NS`] ahead of `clock_ns` (the leader stamp in apply, the local clock in a handler).
+pub fn check_client_timestamp(param: &str, value: i64, clock_ns: i64) -> Result<(), String> {
+    if value > clock_ns.saturating_add(MAX_CLIENT_AHEAD_NS) {
+        return Err(format!("invalid parameter {param:?}: {value} is more than 10 minutes ahead of the server clock"));
+    }
+    Ok(())
+}
 
 /// One Raft entry's payload: commands proposed together, stamped once by the leader.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +70,8 @@ pub struct RegisterArgs {
     pub metadata: Option<BTreeMap<String, String>>,
     /// 1 or 2.
     pub status: u32,
-    /// Client-supplied dirty timestamp (0 = none, use the stamp).
+    /// Client-supplied dirty timestamp (0 = none, use the stamp); apply refuses one more than
+    /// [`MAX_CLIENT_AHEAD_NS`] ahead of the stamp.
     pub dirty_timestamp: i64,
 }
 
@@ -73,7 +91,8 @@ pub struct SetArgs {
     pub statuses: Vec<u32>,
     /// Metadata to merge per hostname, or empty.
     pub metadata: Vec<BTreeMap<String, String>>,
-    /// Client-supplied set timestamp (0 = use the stamp).
+    /// Client-supplied set timestamp (0 = use the stamp); apply refuses one more than
+    /// [`MAX_CLIENT_AHEAD_NS`] ahead of the stamp.
     pub set_timestamp: i64,
 }
 

@@ -9,8 +9,11 @@
 //! - threshold = floor(expected × ratio); protected ⇔ renews in the last full minute < threshold
 //!   (strict, as the original and Eureka after its #533 fix); ratio 0 disables protection entirely;
 //! - right after promotion there is no full minute of history: protected until the first minute ends;
-//! - at most `size − floor(size × (1 − evict_rate))` evictions per minute (≈15 %, at least 1 when the
-//!   registry is not empty), with the size taken at the start of the minute.
+//! - the eviction cap is tied to the same ratio, as in Eureka (`evictionLimit = size − size × threshold`):
+//!   at most `size − floor(size × ratio)` evictions per minute (15 % at 0.85, at least 1 when the registry
+//!   is not empty), with the size taken at the start of the minute and raised if the registry grows;
+//! - ratio 0 (self-preservation off) lifts the cap as well: every expired lease may go at once, so a burst
+//!   of expiries does not linger for minutes. The reported cap is then `evicted so far + current leases`.
 //!
 //! Time is a monotonic `Duration` passed in; minutes are counted from the promotion instant.
 
@@ -26,15 +29,14 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub struct GuardConfig {
     /// How often a client is expected to renew (bilibili SDKs: 30 s, hence 2 renews per minute).
     pub renew_interval: Duration,
-    /// Fraction of expected renews below which eviction stops (0.85; 0 disables protection).
+    /// Fraction of expected renews below which eviction stops (0.85; 0 disables protection). Also sets the
+    /// eviction cap: `1 − ratio` of the registry per minute, none at 0.
     pub ratio: f64,
-    /// Fraction of the registry that may be evicted per minute (0.15).
-    pub evict_rate: f64,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self { renew_interval: Duration::from_secs(30), ratio: 0.85, evict_rate: 0.15 }
+        Self { renew_interval: Duration::from_secs(30), ratio: 0.85 }
     }
 }
 
@@ -53,7 +55,8 @@ pub struct GuardState {
     pub protected: bool,
     /// Evictions proposed in the current minute.
     pub evicted_this_min: u64,
-    /// Maximum evictions in the current minute.
+    /// Maximum evictions in the current minute (with ratio 0: evictions so far + current leases, i.e. no
+    /// limit on what can expire).
     pub evict_cap: u64,
 }
 
@@ -71,7 +74,7 @@ pub struct Guard {
 impl Guard {
     /// A guard for a leader promoted at `now` with `size` leases: no history yet, so protected.
     pub fn new(cfg: GuardConfig, now: Duration, size: usize) -> Self {
-        let cap = evict_cap(size, cfg.evict_rate);
+        let cap = evict_cap(size, cfg.ratio);
         Self { cfg, window_start: now, renews: 0, renews_last: None, evicted: 0, cap }
     }
 
@@ -97,7 +100,7 @@ impl Guard {
         self.renews_last = Some(if windows == 1 { self.renews } else { 0 });
         self.renews = 0;
         self.evicted = 0;
-        self.cap = evict_cap(size, self.cfg.evict_rate);
+        self.cap = evict_cap(size, self.cfg.ratio);
         // Keep minutes aligned on the promotion instant.
         let step = u32::try_from(windows).map_or(elapsed, |w| WINDOW * w);
         self.window_start += step;
@@ -106,9 +109,17 @@ impl Guard {
     /// Raises this minute's eviction cap to what `size` leases allow, if that is more. The cap is taken at
     /// the start of the minute, but a leader promoted with an empty table (a fresh node) or a registry that
     /// grew since would otherwise have a cap of 0 (or too small) until the minute ends, and nothing that
-    /// registered meanwhile could expire before then.
+    /// registered meanwhile could expire before then. With ratio 0 there is no cap: every current lease may
+    /// still go this minute, whatever was evicted already.
     pub fn observe_size(&mut self, size: usize) {
-        self.cap = self.cap.max(evict_cap(size, self.cfg.evict_rate));
+        let allowed =
+            if self.uncapped() { self.evicted.saturating_add(size as u64) } else { evict_cap(size, self.cfg.ratio) };
+        self.cap = self.cap.max(allowed);
+    }
+
+    /// Self-preservation is off, and the eviction cap with it.
+    fn uncapped(&self) -> bool {
+        self.cfg.ratio <= 0.0
     }
 
     /// Evictions still allowed in the current minute.
@@ -146,10 +157,11 @@ fn floor_mul(n: u64, ratio: f64) -> u64 {
     (n as f64 * ratio).floor() as u64
 }
 
-/// `size − floor(size × (1 − rate))`, at least 1 for a non-empty registry.
-fn evict_cap(size: usize, rate: f64) -> u64 {
+/// `size − floor(size × ratio)` (Eureka's `evictionLimit`), at least 1 for a non-empty registry: the whole
+/// registry at ratio 0.
+fn evict_cap(size: usize, ratio: f64) -> u64 {
     let size = size as u64;
-    let keep = floor_mul(size, 1.0 - rate).min(size);
+    let keep = floor_mul(size, ratio).min(size);
     let cap = size - keep;
     if size > 0 {
         cap.max(1)
@@ -168,8 +180,43 @@ mod tests {
 
     #[test]
     fn the_eviction_cap_is_about_fifteen_percent() {
-        let caps: Vec<u64> = [0, 1, 6, 7, 20, 100].iter().map(|&n| evict_cap(n, 0.15)).collect();
+        let caps: Vec<u64> = [0, 1, 6, 7, 20, 100].iter().map(|&n| evict_cap(n, 0.85)).collect();
         assert_eq!(caps, vec![0, 1, 1, 2, 3, 15]);
+    }
+
+    #[test]
+    fn the_eviction_cap_follows_the_threshold() {
+        // Eureka: size − size × threshold. Half the registry at 0.5, all of it at 0, one at (almost) 1.
+        let caps = |ratio: f64| -> Vec<u64> { [0, 1, 10, 60].iter().map(|&n| evict_cap(n, ratio)).collect() };
+        assert_eq!(caps(0.5), vec![0, 1, 5, 30]);
+        assert_eq!(caps(0.0), vec![0, 1, 10, 60]);
+        assert_eq!(caps(0.99), vec![0, 1, 1, 1]);
+        let g = Guard::new(GuardConfig { ratio: 0.5, ..GuardConfig::default() }, secs(0), 60);
+        assert_eq!(g.budget(), 30);
+    }
+
+    #[test]
+    fn threshold_zero_lifts_the_cap() {
+        // 60 instances, 50 expire at once: all 50 may go in the same minute (0.85 would allow 9).
+        let off = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
+        let mut g = Guard::new(off, secs(0), 60);
+        g.rotate(secs(61), 60);
+        g.observe_size(60);
+        assert!(g.budget() >= 50, "budget {}", g.budget());
+        g.record_evicted(50);
+        // Churn within the minute: 40 new instances register (50 leases) and expire too; still no cap.
+        g.observe_size(50);
+        assert_eq!(g.budget(), 50, "every current lease may still go");
+        g.record_evicted(50);
+        g.observe_size(0);
+        assert_eq!(g.budget(), 0, "nothing left to evict");
+        let s = g.state(0);
+        assert_eq!((s.evicted_this_min, s.evict_cap, s.protected), (100, 100, false));
+
+        let mut on = Guard::new(GuardConfig::default(), secs(0), 60);
+        on.rotate(secs(61), 60);
+        on.observe_size(60);
+        assert_eq!(on.budget(), 9, "60 − floor(60 × 0.85) = 9 at the default threshold");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Invariants: the answer is a pure function of (members, env, stamp); every instance is up; the cursor
 //! is ≥ 1 and only moves when the node passes a larger stamp, which it must do on every membership
-//! change (the membership's log index is a suitable stamp: strictly increasing on one node).
+//! change. Clients log and compare the cursor as a Unix time in nanoseconds, as every other app's, so the
+//! stamp is one: [`ChangeStamp`] gives each change `max(now, previous + 1)`.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,34 @@ pub struct Member {
     pub region: String,
 }
 
+/// A change cursor in Unix nanoseconds, for state that is not in the Raft log (the membership as this node
+/// sees it; later also member liveness): each change of `K` gets `max(now, previous + 1)`, so the cursor is a
+/// wall-clock time, strictly increases with every change, and never goes back even when the clock does.
+/// Repeated observations of the same `K` keep the stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeStamp<K> {
+    seen: Option<K>,
+    stamp: i64,
+}
+
+impl<K> Default for ChangeStamp<K> {
+    fn default() -> Self {
+        Self { seen: None, stamp: 0 }
+    }
+}
+
+impl<K: PartialEq> ChangeStamp<K> {
+    /// The stamp of state `key` at `now_ns`: the previous stamp while `key` is the state seen last, else a
+    /// new one, `max(now_ns, previous + 1)`.
+    pub fn observe(&mut self, key: K, now_ns: i64) -> i64 {
+        if self.seen.as_ref() != Some(&key) {
+            self.stamp = now_ns.max(self.stamp.saturating_add(1));
+            self.seen = Some(key);
+        }
+        self.stamp
+    }
+}
+
 /// The cluster members and the stamp of the membership they come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
@@ -39,7 +68,7 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// A membership; `stamp` must grow with every membership change (e.g. its log index).
+    /// A membership; `stamp` (Unix ns) must grow with every membership change (see [`ChangeStamp`]).
     pub fn new(mut members: Vec<Member>, stamp: i64) -> Self {
         // Order by id so the answer does not depend on how the caller collected the members.
         members.sort_by_key(|m| m.id);
@@ -107,6 +136,21 @@ mod tests {
         let inst = &a.instances[""][0];
         assert_eq!((inst.appid.as_str(), inst.hostname.as_str(), inst.status), (INFRA_APPID, "127.0.0.1:7171", 1));
         assert_eq!(Membership::new(members.to_vec(), 0).cursor(), 1);
+    }
+
+    #[test]
+    fn a_change_stamp_is_the_clock_at_each_change_and_never_goes_back() {
+        let mut c = ChangeStamp::default();
+        assert_eq!(c.observe(1, 1_000), 1_000, "first state: the clock");
+        assert_eq!(c.observe(1, 5_000), 1_000, "same state: same stamp, however late");
+        assert_eq!(c.observe(2, 7_000), 7_000, "a change: the clock when it is seen");
+        assert_eq!(c.observe(3, 7_000), 7_001, "two changes in one clock tick still differ");
+        assert_eq!(c.observe(4, 10), 7_002, "the clock went back: the cursor does not");
+        assert_eq!(c.observe(3, 9_000), 9_000, "back to an earlier state is a change too");
+        assert_eq!(c.observe(3, 9_500), 9_000);
+        let mut top = ChangeStamp::default();
+        top.observe(1, i64::MAX);
+        assert_eq!(top.observe(2, 0), i64::MAX, "saturates instead of wrapping");
     }
 
     #[test]

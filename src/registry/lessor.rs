@@ -85,10 +85,8 @@ impl LessorConfig {
         if self.ceiling < self.lease {
             return Err(LessorConfigError::CeilingBelowLease);
         }
-        for (name, ratio) in [("ratio", self.guard.ratio), ("evict rate", self.guard.evict_rate)] {
-            if !(0.0..=1.0).contains(&ratio) {
-                return Err(LessorConfigError::Ratio(name));
-            }
+        if !(0.0..=1.0).contains(&self.guard.ratio) {
+            return Err(LessorConfigError::Ratio("ratio"));
         }
         Ok(())
     }
@@ -285,7 +283,7 @@ mod tests {
         let (mut l, _) =
             promoted(LessorConfig { guard: GuardConfig { ratio: 0.0, ..GuardConfig::default() }, ..cfg() }, 5);
         assert!(l.tick(secs(100)).is_empty(), "lease + grace = 100 s");
-        assert_eq!(l.tick(secs(101)).len(), 1, "then at most the per-minute cap (1 of 5)");
+        assert_eq!(l.tick(secs(101)).len(), 5, "then all of them: threshold 0 means no per-minute cap");
     }
 
     #[test]
@@ -327,22 +325,52 @@ mod tests {
     }
 
     #[test]
-    fn at_most_fifteen_percent_per_minute() {
-        let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
-        let (mut l, _) = promoted(LessorConfig { guard: no_guard, ..cfg() }, 20);
+    fn at_most_fifteen_percent_per_minute_at_the_default_threshold() {
+        // 20 instances; h10..h19 renew every 10 s (60 renews a minute, above the threshold of 34 for 20
+        // instances, so no self-preservation); h00..h09 are silent and expire at 100 s.
+        let (mut l, ks) = promoted(cfg(), 20);
         let mut per_minute = [0usize; 4];
-        for now in 101..=299u64 {
+        for now in 1..=299u64 {
+            if now % 10 == 0 {
+                ks[10..].iter().for_each(|k| assert_eq!(l.renew(k, secs(now)), Renewal::Renewed));
+            }
+            let victims = l.tick(secs(now));
+            assert!(victims.iter().all(|(k, _)| !ks[10..].contains(k)), "renewing instances stay");
+            apply(&mut l, &victims, secs(now));
+            if now >= 60 {
+                per_minute[(now / 60) as usize - 1] += victims.len();
+            }
+        }
+        // size − floor(size × 0.85): [60,120) 3 of 20; [120,180) 3 of 17; [180,240) 3 of 14; [240,300) the last.
+        assert_eq!(per_minute, [3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn threshold_zero_evicts_a_burst_of_expiries_at_once() {
+        // Self-preservation off: 50 of 60 instances stop renewing and all 50 go in the first scan after
+        // their lease, not 15 % a minute.
+        let off = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
+        let (mut l, ks) = promoted(LessorConfig { guard: off, ..cfg() }, 60);
+        let mut evicted = Vec::new();
+        for now in 1..=200u64 {
+            if now % 30 == 0 {
+                ks[50..].iter().for_each(|k| assert_eq!(l.renew(k, secs(now)), Renewal::Renewed));
+            }
             let victims = l.tick(secs(now));
             apply(&mut l, &victims, secs(now));
-            per_minute[(now / 60) as usize - 1] += victims.len();
+            evicted.extend(victims.into_iter().map(|(k, _)| (now, k)));
         }
-        // size − floor(size × 0.85): [60,120) 3 of 20; [120,180) 3 of 17; [180,240) 3 of 14; [240,300) 2 of 11.
-        assert_eq!(per_minute, [3, 3, 3, 2]);
+        let times: Vec<u64> = evicted.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, vec![101; 50], "all 50 at lease + grace");
+        let mut gone: Vec<InstanceKey> = evicted.into_iter().map(|(_, k)| k).collect();
+        gone.sort();
+        assert_eq!(gone, ks[..50].to_vec());
+        assert_eq!(l.status().leases, 10);
     }
 
     #[test]
     fn a_proposed_eviction_is_not_proposed_again_until_retry() {
-        let unlimited = GuardConfig { ratio: 0.0, evict_rate: 1.0, ..GuardConfig::default() };
+        let unlimited = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
         let (mut l, ks) = promoted(LessorConfig { guard: unlimited, ..cfg() }, 2);
         l.on_applied(&[LeaseEvent::Registered { key: ks[1].clone(), revision: 2 }], secs(50));
         assert_eq!(l.tick(secs(101)), vec![(ks[0].clone(), 1)]);
@@ -350,7 +378,8 @@ mod tests {
         assert!(l.tick(secs(105)).is_empty());
         assert_eq!(l.tick(secs(112)), vec![(ks[0].clone(), 1)], "retried after `retry`");
         assert_eq!(l.status().guard.map(|g| g.evicted_this_min), Some(2));
-        assert!(l.tick(secs(119)).is_empty(), "the cap (2 of 2) is spent until the minute ends at 120 s");
+        assert!(l.tick(secs(119)).is_empty(), "postponed again until 122 s");
+        assert_eq!(l.tick(secs(123)), vec![(ks[0].clone(), 1)], "no cap at threshold 0: a third try, same minute");
     }
 
     #[test]
@@ -384,7 +413,7 @@ mod tests {
         assert_eq!(bad(|c| c.lease = Duration::ZERO), Err(LessorConfigError::Zero("lease")));
         assert_eq!(bad(|c| c.ceiling = secs(10)), Err(LessorConfigError::CeilingBelowLease));
         assert_eq!(bad(|c| c.guard.ratio = 1.5), Err(LessorConfigError::Ratio("ratio")));
-        assert_eq!(bad(|c| c.guard.evict_rate = f64::NAN), Err(LessorConfigError::Ratio("evict rate")));
+        assert_eq!(bad(|c| c.guard.ratio = f64::NAN), Err(LessorConfigError::Ratio("ratio")));
         assert_eq!(bad(|c| c.max_batch = 0), Err(LessorConfigError::Zero("max batch")));
     }
 }

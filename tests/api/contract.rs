@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{Inst, TestNode, Transcript, JSON_CT};
+use crate::support::{now_ns, Inst, TestNode, Transcript, JSON_CT};
 
 const REGISTER: &str = "/discovery/register";
 const RENEW: &str = "/discovery/renew";
@@ -135,6 +135,23 @@ async fn register_contract() {
     assert!(a2["reg_timestamp"].as_i64() > stored["reg_timestamp"].as_i64(), "reg_timestamp is the new register's");
     assert_eq!((&a2["version"], &a2["metadata"]), (&json!("v2"), &Value::Null), "fully replaced");
     t.get("fetch after the re-register", FETCH, &[("appid", "demo.svc"), ("env", "dev"), ("status", "3")]).await;
+
+    // Issue 11: a dirty_timestamp far ahead of the server clock would pin the instance (every later register
+    // "older", answered 0, changing nothing): refused, naming the parameter, and nothing stored.
+    let max = i64::MAX.to_string();
+    let pin = t.post("register: dirty_timestamp 2^63-1 → -400", REGISTER, &with(&full, "dirty_timestamp", &max)).await;
+    assert_400(&pin, "dirty_timestamp");
+    assert_eq!(fetched(&node, "sh001", "host-a").await, Some(a2.clone()), "the refused register changed nothing");
+    // Not in the transcript (the values follow the clock): 11 minutes ahead is refused, 9 minutes (clock
+    // skew) is accepted and honoured.
+    let minute = 60_000_000_000;
+    let over = (now_ns() + 11 * minute).to_string();
+    assert_400(&node.post(REGISTER, &with(&full, "dirty_timestamp", &over)).await, "dirty_timestamp");
+    let skew = now_ns() + 9 * minute;
+    let skewed = node.post(REGISTER, &with(&full, "dirty_timestamp", &skew.to_string())).await;
+    assert_eq!(skewed.code(), 0, "{}", skewed.text);
+    let a3 = fetched(&node, "sh001", "host-a").await.expect("host-a");
+    assert_eq!(a3["dirty_timestamp"], json!(skew));
     t.check();
 }
 
@@ -329,6 +346,19 @@ async fn set_contract() {
         assert_eq!(message(&reply), required("ArgSet", go));
     }
     t.get("fetch at the end", FETCH, &[("appid", "demo.svc"), ("env", "dev"), ("status", "3")]).await;
+
+    // Issue 11: set_timestamp becomes the instances' dirty_timestamp, so a far-future one would pin them
+    // against every later register: refused like register's dirty_timestamp.
+    let max = i64::MAX.to_string();
+    let pin = t
+        .post(
+            "set: set_timestamp 2^63-1 → -400",
+            SET,
+            &[base.as_slice(), &[("hostname", "host-a"), ("status", "2"), ("set_timestamp", max.as_str())]].concat(),
+        )
+        .await;
+    assert_400(&pin, "set_timestamp");
+    assert_eq!(node.fetch("dev", "demo.svc").await, snapshot, "the refused set changed nothing");
     t.check();
 }
 
@@ -607,7 +637,10 @@ async fn nodes_and_infra_discovery_in_any_env() {
         assert_eq!(insts.len(), 1);
         assert_eq!(insts[0]["addrs"], json!([format!("http://{}", node.addr)]));
         assert_eq!((&insts[0]["env"], &insts[0]["status"]), (&json!(env), &json!(1)));
-        assert!(data["latest_timestamp"].as_i64() > Some(0), "never a 0 cursor");
+        // Issue 11: a Unix time in ns like every other cursor (it was the membership log index + 1).
+        let cursor = data["latest_timestamp"].as_i64().expect("cursor");
+        assert!((now_ns() - cursor).abs() < 60_000_000_000, "cursor {cursor} is not a recent time in ns");
+        assert_eq!(insts[0]["latest_timestamp"], json!(cursor));
         let r = t
             .get(
                 &format!("fetch: infra.discovery in env {env}"),

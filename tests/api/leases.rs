@@ -125,7 +125,7 @@ async fn a_young_leader_is_self_preserving_until_it_has_a_minute_of_renew_histor
     assert_eq!(guard.renews_last_min, None);
     assert!(!control.state().lessor.status().guard.expect("active").protected, "threshold 0: never protected");
 
-    // The control node evicts (at most 1 of 3 per minute, spec §4.7), which proves the lease is over...
+    // The control node evicts, which proves the lease is over...
     let took = wait_until(WAIT, "the unprotected node to evict", || async {
         control.hostnames("dev", "demo.svc").await.len() < 3
     })
@@ -139,7 +139,11 @@ async fn a_young_leader_is_self_preserving_until_it_has_a_minute_of_renew_histor
     }
     let guard = protected.state().lessor.status().guard.expect("active lessor");
     assert!(guard.protected && guard.evicted_this_min == 0, "{guard:?}");
-    assert_eq!(control.hostnames("dev", "demo.svc").await.len(), 2, "the per-minute cap holds on the control");
+    // Threshold 0 lifts the per-minute cap too (issue 11): the control loses all three, not 1 of 3 a minute.
+    wait_until(WAIT, "the control to evict all three", || async {
+        control.hostnames("dev", "demo.svc").await.is_empty()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,4 +215,56 @@ async fn the_leader_takes_in_registers_as_they_apply_not_at_its_next_scan() {
         async move { leases == before + 20 }
     })
     .await;
+}
+
+/// Issue 11: with `--protect-threshold 0` the per-minute eviction cap is off too (Eureka ties the cap to the
+/// threshold), so a burst of expiries goes at once. With the old 15 % cap, 9 of these 50 instances went
+/// after the lease and the other 41 waited for the next minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_11_threshold_zero_evicts_a_burst_of_expiries_at_once() {
+    let node = TestNode::start_with(short_lease).await;
+    let kept: Vec<Inst> = (0..10).map(|i| Inst::new("dev", "demo.burst", &format!("kept{i:02}"))).collect();
+    let silent: Vec<Inst> = (0..50).map(|i| Inst::new("dev", "demo.burst", &format!("silent{i:02}"))).collect();
+    for inst in &kept {
+        node.register(inst).await;
+    }
+    // The kept instances renew every 250 ms from here on (a quarter of the 1 s lease).
+    let renewing = async {
+        let mut next = Instant::now();
+        loop {
+            if Instant::now() >= next {
+                for inst in &kept {
+                    assert_eq!(node.renew(inst).await, 0, "renew of {}", inst.hostname);
+                }
+                next += Duration::from_millis(250);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let burst = async {
+        futures::future::join_all(silent.iter().map(|inst| node.register(inst))).await;
+        let registered = Instant::now();
+        assert_eq!(node.hostnames("dev", "demo.burst").await.len(), 60, "all 60 registered");
+        // The last silent lease ends 1 s after `registered`; then every scan (100 ms) may evict all of them.
+        wait_until(WAIT, "the 50 silent instances to be evicted", || async {
+            node.hostnames("dev", "demo.burst").await.len() == 10
+        })
+        .await;
+        let took = registered.elapsed();
+        let after_lease = took.saturating_sub(node.config.lease);
+        eprintln!("50 of 60 instances expired together; all evicted {after_lease:?} after the last lease ended");
+        assert!(
+            took <= node.config.lease + Duration::from_millis(1500),
+            "all 50 evicted within a few 100 ms scans of the lease's end, not rate-limited (took {took:?})"
+        );
+    };
+    tokio::select! {
+        () = renewing => unreachable!("the renew loop never ends"),
+        () = burst => {}
+    }
+    let expected: Vec<String> = kept.iter().map(|i| i.hostname.clone()).collect();
+    assert_eq!(node.hostnames("dev", "demo.burst").await, expected, "the renewed instances stay");
+    let guard = node.state().lessor.status().guard.expect("active lessor");
+    assert!(!guard.protected, "threshold 0: never protected: {guard:?}");
+    assert_eq!(node.renew(&silent[0]).await, -404);
 }

@@ -15,6 +15,19 @@ fn bases(cluster: &TestCluster, ids: &[u64]) -> Vec<String> {
     ids.iter().map(|&id| cluster.base(id)).collect()
 }
 
+/// Unix time in nanoseconds.
+fn now_ns() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(since.as_nanos()).expect("fits i64")
+}
+
+/// `infra.discovery` on node `id`: its cursor and how many servers it lists.
+async fn infra_on(cluster: &TestCluster, id: u64) -> (i64, usize) {
+    let body = api::fetch(&cluster.client, &cluster.base(id), "infra.discovery", false, T).await.expect("fetch");
+    assert_eq!(api::code(&body), 0, "infra.discovery on node {id}: {body}");
+    (api::latest_timestamp(&body).expect("cursor"), api::hostnames(&body).len())
+}
+
 async fn assert_has_all(cluster: &TestCluster, id: u64, appid: &str, expected: &[String]) {
     let hosts = api::hosts_on(&cluster.client, &cluster.base(id), appid).await;
     let missing: BTreeSet<&String> = expected.iter().filter(|h| !hosts.contains(*h)).collect();
@@ -23,18 +36,31 @@ async fn assert_has_all(cluster: &TestCluster, id: u64, appid: &str, expected: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grow_to_five_and_shrink_to_three() {
+    let started = now_ns();
     let mut cluster = TestCluster::start(3, &NO_EXPIRY).await;
     let appid = "membership.grow";
     cluster.wait_for_leader(T).await;
+    // Issue 11: the infra.discovery cursor is a Unix time in ns (the time node 1 saw its membership), as every
+    // other app's, not a log index.
+    let (before, servers) = infra_on(&cluster, 1).await;
+    assert_eq!(servers, 3);
+    assert!((started..=now_ns()).contains(&before), "cursor {before} is not a time since the cluster started");
     let light = WriteLoad { writers: 1, pause: Duration::from_millis(40), ..WriteLoad::default() };
     let mut writers = Writers::start(&cluster.client, appid, bases(&cluster, &cluster.live()), light);
     writers.wait_more_acks(10, T).await;
 
+    let growing = now_ns();
     let a = cluster.add_node().await;
     let b = cluster.add_node().await;
     let members = cluster.wait_membership(|m| m.iter().filter(|m| m.voter).count() == 5, T).await;
     let voters: Vec<u64> = members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     assert_eq!(voters, vec![1, 2, 3, a, b], "five voters: {members:?}");
+    let (after, servers) = infra_on(&cluster, 1).await;
+    assert_eq!(servers, 5);
+    assert!(after > before, "the membership change moved the infra.discovery cursor: {before} → {after}");
+    assert!((growing..=now_ns()).contains(&after), "cursor {after} is not the time node 1 saw the change");
+    let (on_new, _) = infra_on(&cluster, a).await;
+    assert!((growing..=now_ns()).contains(&on_new), "node {a}'s own cursor {on_new} is a time too");
     writers.set_targets(bases(&cluster, &cluster.live()));
     writers.wait_more_acks(10, T).await;
     writers.pause().await;

@@ -12,6 +12,11 @@
 //!
 //! The verdict also refuses a vacuous run (no acknowledged write, consistent read, poll or fault): chaos that
 //! checks nothing is not a pass.
+//!
+//! Rules (a)–(e) are *safety*: a violation means the registry lost, invented, diverged or misreported
+//! state, whatever the timing. (f) and (g) are *availability* findings: they depend on timing (a shared,
+//! loaded machine can miss their bounds) and are reported without failing CI. The [`Grade`] of a verdict is
+//! the exit code of `discovery-chaos run`/`check` and of `scripts/chaos/run.sh`.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +60,14 @@ impl Rule {
     /// Every rule, in order.
     pub const ALL: [Rule; 7] = [Rule::A, Rule::B, Rule::C, Rule::D, Rule::E, Rule::F, Rule::G];
 
+    /// A safety rule ((a)–(e)); the others ((f), (g)) are availability findings.
+    pub fn is_safety(self) -> bool {
+        match self {
+            Rule::A | Rule::B | Rule::C | Rule::D | Rule::E => true,
+            Rule::F | Rule::G => false,
+        }
+    }
+
     /// One line of the summary.
     pub fn title(self) -> &'static str {
         match self {
@@ -65,6 +78,58 @@ impl Rule {
             Rule::E => "(e) false evictions",
             Rule::F => "(f) writes unavailable past the bound",
             Rule::G => "(g) missed long-poll wake-ups",
+        }
+    }
+}
+
+/// What a verdict means, most serious first; also the process exit code ([`Grade::exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    /// At least one safety rule ((a)–(e)) broken: exit 1, fails CI.
+    SafetyViolation,
+    /// The run checked nothing (no acknowledged write, consistent read, poll, fault or final state), so it
+    /// proves nothing: exit 2, as a run that could not be done.
+    Vacuous,
+    /// Only availability findings ((f), (g)): exit 3, reported, CI goes on.
+    AvailabilityOnly,
+    /// No violation: exit 0.
+    Pass,
+}
+
+impl Grade {
+    /// The grade of `violations` and a vacuity reason: a safety violation outranks vacuity (it is a real
+    /// finding whatever else the run missed), vacuity outranks availability findings.
+    pub fn of(violations: &[Violation], vacuous: bool) -> Grade {
+        if violations.iter().any(|v| v.rule.is_safety()) {
+            Grade::SafetyViolation
+        } else if vacuous {
+            Grade::Vacuous
+        } else if !violations.is_empty() {
+            Grade::AvailabilityOnly
+        } else {
+            Grade::Pass
+        }
+    }
+
+    /// Exit code: 0 pass, 1 safety violation, 2 vacuous (as "the run could not be done"), 3 availability
+    /// findings only. `scripts/chaos/run.sh` adds 77 (cannot run here) and maps anything else to 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Grade::Pass => 0,
+            Grade::SafetyViolation => 1,
+            Grade::Vacuous => 2,
+            Grade::AvailabilityOnly => 3,
+        }
+    }
+
+    /// The summary's headline.
+    fn headline(self) -> &'static str {
+        match self {
+            Grade::Pass => "PASS",
+            Grade::SafetyViolation => "FAIL: safety violated",
+            Grade::Vacuous => "FAIL: vacuous run",
+            Grade::AvailabilityOnly => "PASS on safety, availability findings",
         }
     }
 }
@@ -98,6 +163,8 @@ pub struct Stats {
 pub struct Verdict {
     /// No violation and not vacuous.
     pub ok: bool,
+    /// What the verdict means (and the exit code).
+    pub grade: Grade,
     /// Why the run proves nothing, if it does not.
     pub vacuous: Option<String>,
     /// Violations per rule.
@@ -156,6 +223,7 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> Result<Verd
     ]);
     Ok(Verdict {
         ok: violations.is_empty() && vacuous.is_none(),
+        grade: Grade::of(&violations, vacuous.is_some()),
         vacuous,
         counts,
         recovery_max_ms: recovery.iter().filter_map(|r| r.recovery_ms).max(),
@@ -240,10 +308,13 @@ fn median(mut xs: Vec<u64>) -> Option<u64> {
 pub fn summary(verdict: &Verdict, history: &History, show: usize) -> String {
     let mut s = String::new();
     let p = |k: &str| verdict.params.get(k).copied().unwrap_or(0);
-    let status = if verdict.ok { "PASS" } else { "FAIL" };
+    let safety = verdict.violations.iter().filter(|v| v.rule.is_safety()).count();
     s.push_str(&format!(
-        "== chaos verdict: {status} ({} violations) seed {} nodes {} duration {} s\n",
-        verdict.violations.len(),
+        "== chaos verdict: {} ({} safety violations, {} availability findings; exit {}) seed {} nodes {} duration {} s\n",
+        verdict.grade.headline(),
+        safety,
+        verdict.violations.len() - safety,
+        verdict.grade.exit_code(),
         p("seed"),
         p("nodes"),
         p("duration_s")
@@ -269,7 +340,9 @@ pub fn summary(verdict: &Verdict, history: &History, show: usize) -> String {
         p("recovery_bound_ms")
     ));
     for rule in Rule::ALL {
-        s.push_str(&format!("   {:<44} {}\n", rule.title(), verdict.counts.get(&rule).copied().unwrap_or(0)));
+        let kind = if rule.is_safety() { "safety" } else { "availability" };
+        let n = verdict.counts.get(&rule).copied().unwrap_or(0);
+        s.push_str(&format!("   {:<44} {n:<6} {kind}\n", rule.title()));
     }
     let by_id: BTreeMap<u64, &Op> = history.ops.iter().map(|op| (op.id, op)).collect();
     for v in verdict.violations.iter().take(show) {

@@ -351,3 +351,61 @@ fn a_false_eviction_names_the_deposed_leader_that_judged_it() {
     let what = &verdict.violations.first().expect("one violation").what;
     assert!(what.contains("[node 1 then: Leader of term 2, leader 1; newest term then: 3, leader 2]"), "{what}");
 }
+
+/// A violation of `rule` (the text and ops do not matter to the grade).
+fn violation(rule: Rule) -> Violation {
+    Violation { rule, what: String::new(), ops: Vec::new() }
+}
+
+#[test]
+fn safety_rules_are_a_to_e() {
+    let safety: Vec<Rule> = Rule::ALL.into_iter().filter(|r| r.is_safety()).collect();
+    assert_eq!(safety, vec![Rule::A, Rule::B, Rule::C, Rule::D, Rule::E]);
+}
+
+#[test]
+fn the_exit_code_fails_on_safety_and_vacuity_and_only_reports_availability() {
+    let grade = |rules: &[Rule], vacuous: bool| {
+        let violations: Vec<Violation> = rules.iter().copied().map(violation).collect();
+        let g = Grade::of(&violations, vacuous);
+        (g, g.exit_code())
+    };
+    assert_eq!(grade(&[], false), (Grade::Pass, 0));
+    for safety in [Rule::A, Rule::B, Rule::C, Rule::D, Rule::E] {
+        assert_eq!(grade(&[safety], false), (Grade::SafetyViolation, 1), "{safety:?}");
+        assert_eq!(grade(&[Rule::F, safety, Rule::G], false), (Grade::SafetyViolation, 1), "{safety:?} with (f), (g)");
+        assert_eq!(grade(&[safety], true), (Grade::SafetyViolation, 1), "a real finding outranks vacuity");
+    }
+    assert_eq!(grade(&[Rule::F], false), (Grade::AvailabilityOnly, 3));
+    assert_eq!(grade(&[Rule::G, Rule::G, Rule::F], false), (Grade::AvailabilityOnly, 3));
+    assert_eq!(grade(&[], true), (Grade::Vacuous, 2), "a run that checked nothing is not a pass");
+    assert_eq!(grade(&[Rule::F], true), (Grade::Vacuous, 2));
+}
+
+#[test]
+fn a_verdict_carries_its_grade() {
+    // A complete run (writes, a consistent read, a poll, a fault, the final state) whose only finding is
+    // that writes took 30 s to come back after a fault: graded "availability only", exit 3.
+    let mut h = Hist::default();
+    let anchor = with_anchor(&mut h, 52_000);
+    let early = h.write(OpKind::Register, "c1s0g0", 2, (1000, 1200), 0);
+    h.read(OpKind::FetchConsistent, 2, (2000, 2100), &[("anchor-app0-0", anchor), ("c1s0g0", early)], 10);
+    h.nemesis(10_000, 1, "fault", &[1]);
+    h.nemesis(20_000, 1, "healed", &[1]);
+    let late = h.write(OpKind::Register, "c2s0g0", 2, (35_000, 40_000), 0);
+    h.renew_every_second("c2s0g0", 41_000, 52_000);
+    let poll = h.read(OpKind::Poll, 3, (45_000, 45_100), &[("anchor-app0-0", anchor), ("c2s0g0", late)], 20);
+    h.ops[poll as usize - 1].cursor = Some(10);
+    let fin = final_state(51_000, 51_500, &[("anchor-app0-0", anchor), ("c2s0g0", late)]);
+    let verdict = check(&h.history(), Some(&fin)).expect("checkable");
+    assert_eq!(verdict.vacuous, None);
+    let rules: Vec<Rule> = verdict.violations.iter().map(|v| v.rule).collect();
+    assert!(!rules.is_empty() && rules.iter().all(|r| *r == Rule::F), "{:?}", verdict.violations);
+    assert!(!verdict.ok);
+    assert_eq!((verdict.grade, verdict.grade.exit_code()), (Grade::AvailabilityOnly, 3));
+    assert!(summary(&verdict, &h.history(), 0).contains("availability findings; exit 3"));
+    // The same run whose final state lost the late register: a safety violation, exit 1.
+    let lost = final_state(51_000, 51_500, &[("anchor-app0-0", anchor)]);
+    let verdict = check(&h.history(), Some(&lost)).expect("checkable");
+    assert_eq!((verdict.grade, verdict.grade.exit_code()), (Grade::SafetyViolation, 1), "{:?}", verdict.violations);
+}
