@@ -7,6 +7,7 @@
 mod common;
 
 mod apply;
+mod damage;
 mod latency;
 mod open_errors;
 mod raft_restart;
