@@ -12,6 +12,8 @@
 //!   not fail on that.
 //! - Nothing here panics on a bad dir: sled's errors map to [`OpenError`], and a panic inside sled's
 //!   recovery code (it has internal asserts) is caught and reported as corruption.
+//! - Broken leftovers of sled's own snapshot writes are removed before sled opens the dir (see
+//!   `sled_files`), so a crash or a full disk while sled wrote one does not fail every later open.
 //! - The log must reach what the durable record (see `record`) says was made durable, or the dir is
 //!   refused with [`OpenError::LostDurableState`]: sled silently drops everything after a damaged
 //!   message, and a node that forgot acknowledged entries or its vote must not rejoin its cluster as if
@@ -33,6 +35,7 @@ use crate::layout::{LOGS_TREE, META_NODE_ID, META_SCHEMA_VERSION, META_TREE, SNA
 use crate::log_store::SledLogStore;
 use crate::marker;
 use crate::record::{self, Claim, DurableRecord, Loaded, RECORD_FILE};
+use crate::sled_files;
 use crate::snapshot::SnapshotStore;
 use crate::state_machine::StateMachineStore;
 
@@ -129,6 +132,7 @@ where
     let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
 
     std::fs::create_dir_all(dir).map_err(io)?;
+    remove_sled_leftovers(dir)?;
     let db = open_db(dir)?;
     let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error(dir, e));
     let (logs, meta, snapshot) = (tree(LOGS_TREE)?, tree(META_TREE)?, tree(SNAPSHOT_TREE)?);
@@ -209,6 +213,31 @@ fn open_log_store<C: RaftTypeConfig>(
         }
     }
     Ok(log_store)
+}
+
+/// Remove sled's broken snapshot files (see `sled_files`) while holding sled's own lock (an exclusive
+/// `flock` of `<dir>/db`, waited for as long as [`open_db`] waits), so that opening a dir in use can
+/// never remove the file the running sled is writing. The lock is released before sled takes it.
+fn remove_sled_leftovers(dir: &Path) -> Result<(), OpenError> {
+    let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
+    // Created if missing, with the options sled itself uses: sled would create it next anyway.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    let file = options.open(dir.join("db")).map_err(io)?;
+    let started = Instant::now();
+    while let Err(e) = fs2::FileExt::try_lock_exclusive(&file) {
+        if e.kind() != fs2::lock_contended_error().kind() {
+            return Err(io(e));
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(OpenError::InUse { dir: dir.to_path_buf() });
+        }
+        std::thread::sleep(LOCK_RETRY_EVERY);
+    }
+    sled_files::remove_broken_snapshots(dir).map_err(io)?;
+    // Closing the file releases the lock.
+    drop(file);
+    Ok(())
 }
 
 /// Open sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.

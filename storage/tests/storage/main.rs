@@ -12,4 +12,5 @@ mod latency;
 mod open_errors;
 mod raft_restart;
 mod reopen;
+mod sled_leftovers;
 mod snapshots;
