@@ -7,6 +7,7 @@ mod support;
 
 mod client;
 mod config_file;
+mod damaged_data;
 mod hardening;
 mod logs;
 mod metrics;
