@@ -70,7 +70,7 @@ impl Durable {
     }
 
     /// Make every write made so far durable. Blocking: takes one flush and at least one `fdatasync`,
-    /// typically milliseconds. Call from a blocking context (see [`Durable::sync_in_background`]).
+    /// typically milliseconds. Call from a blocking context (tokio's blocking pool).
     pub(crate) fn sync(&self) -> io::Result<()> {
         let started = Instant::now();
         self.db.flush().map_err(io::Error::from)?;
@@ -81,15 +81,6 @@ impl Durable {
             observer.observe(flushed - started, flushed.elapsed());
         }
         Ok(())
-    }
-
-    /// Run [`Durable::sync`] on tokio's blocking pool and wait for it, so the async caller's worker
-    /// thread is not stalled by the fsync. Must be awaited inside a tokio runtime.
-    pub(crate) async fn sync_in_background(self: &Arc<Self>) -> io::Result<()> {
-        let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.sync())
-            .await
-            .map_err(|e| io::Error::other(format!("durable sync task failed: {e}")))?
     }
 
     /// Make the data dir's own directory entries durable (sled creates `db`, `conf` and `blobs/`

@@ -4,14 +4,18 @@
 //! - Tree `logs` maps `index.to_be_bytes()` to the codec-encoded entry at that index; entries present
 //!   are consecutive, and every entry's own log id has the index of its key (checked on read).
 //! - `append` acknowledges (calls `LogFlushed`) and `save_vote` returns only once the write is durable
-//!   (flush + `fdatasync`, see `durable`). `committed` is not synced: losing its latest value only means
-//!   openraft re-applies a little less at start and learns the rest from the leader.
+//!   (flush + `fdatasync`, see `durable`) **and** recorded in the durable record (see `record`): every
+//!   durable sync here is followed by a record of what it made durable (last log id, last purged, vote),
+//!   which the next open checks the log against. `committed` is neither synced nor recorded: losing its
+//!   latest value only means openraft re-applies a little less at start and learns the rest from the
+//!   leader.
 //! - `purge` makes the new `last_purged` durable *before* deleting entries, so a crash in between
 //!   leaves only entries `<= last_purged`, which [`SledLogStore::get_log_state`] ignores and opening a
 //!   data dir deletes. The reverse order could leave a hole below the first entry that openraft would
 //!   take for the start of the log.
 //! - `truncate` is made durable before it returns, so no removed entry can reappear after a crash once
-//!   openraft has moved on.
+//!   openraft has moved on. It first lowers the durable record to the entry before the removed ones, so
+//!   the record never claims a removed entry, whenever a crash comes.
 //!
 //! Blocking: sled inserts, removes and reads work on its in-memory page cache and are done inline;
 //! the flush + fsync (milliseconds) and the removal of a purged range (thousands of entries) run on
@@ -34,6 +38,7 @@ use serde::Serialize;
 use crate::codec;
 use crate::durable::Durable;
 use crate::layout::{log_index, log_key, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+use crate::record::{Claim, DurableRecord, Held};
 
 type StorageResult<T, C> = Result<T, StorageError<<C as RaftTypeConfig>::NodeId>>;
 type IoErrorFn<C> = fn(AnyError) -> StorageIOError<<C as RaftTypeConfig>::NodeId>;
@@ -46,6 +51,7 @@ pub struct SledLogStore<C: RaftTypeConfig> {
     logs: sled::Tree,
     meta: sled::Tree,
     durable: Arc<Durable>,
+    record: Arc<DurableRecord<C::NodeId>>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -55,6 +61,7 @@ impl<C: RaftTypeConfig> Clone for SledLogStore<C> {
             logs: self.logs.clone(),
             meta: self.meta.clone(),
             durable: Arc::clone(&self.durable),
+            record: Arc::clone(&self.record),
             _config: PhantomData,
         }
     }
@@ -67,8 +74,13 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         self.durable.set_observer(observer);
     }
 
-    pub(crate) fn new(logs: sled::Tree, meta: sled::Tree, durable: Arc<Durable>) -> Self {
-        Self { logs, meta, durable, _config: PhantomData }
+    pub(crate) fn new(
+        logs: sled::Tree,
+        meta: sled::Tree,
+        durable: Arc<Durable>,
+        record: Arc<DurableRecord<C::NodeId>>,
+    ) -> Self {
+        Self { logs, meta, durable, record, _config: PhantomData }
     }
 
     /// True if this node has never taken part in a cluster: no vote, no log entry, nothing purged.
@@ -91,6 +103,34 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         Ok(())
     }
 
+    /// What the log holds, for checking it against the durable record's `claim` when the dir is opened.
+    pub(crate) fn held(&self, claim: &Claim<C::NodeId>) -> StorageResult<Held<C::NodeId>, C> {
+        let last_purged: Option<LogId<C::NodeId>> =
+            self.read_meta(META_LAST_PURGED, "last purged log id", StorageIOError::read_logs)?;
+        let purged_index = last_purged.as_ref().map(|id| id.index);
+        let above_purged = |id: LogId<C::NodeId>| Some(id).filter(|id| Some(id.index) > purged_index);
+        let last_entry = self.last_entry_id()?.and_then(above_purged);
+        let at_recorded = match &claim.last_log_id {
+            Some(last) => match self.logs.get(log_key(last.index)).map_err(|e| StorageIOError::read_logs(&e))? {
+                Some(value) => above_purged(self.decode_entry(&log_key(last.index), &value)?.get_log_id().clone()),
+                None => None,
+            },
+            None => None,
+        };
+        let vote = self.read_meta(META_VOTE, "vote", StorageIOError::read_vote)?;
+        Ok(Held { last_entry, last_purged, vote, at_recorded })
+    }
+
+    /// Make the durable record say what the log holds now, once that is durable (a data dir that had no
+    /// record). Blocking.
+    pub(crate) fn record_current_state(&self) -> StorageResult<(), C> {
+        let held = self.held(&Claim::default())?;
+        let claim = Claim { last_log_id: held.last_entry, last_purged: held.last_purged, vote: held.vote };
+        self.record.update(|recorded| *recorded = claim);
+        sync_and_record(&self.durable, &self.record).map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
     fn read_meta<T: DeserializeOwned>(&self, key: &[u8], what: &str, err: IoErrorFn<C>) -> StorageResult<Option<T>, C> {
         let Some(bytes) = self.meta.get(key).map_err(|e| err(AnyError::new(&e)))? else {
             return Ok(None);
@@ -105,9 +145,14 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         Ok(())
     }
 
-    /// Flush + fdatasync on the blocking pool, with io errors reported through `err`.
+    /// Flush + fdatasync, then record what that made durable, on the blocking pool; io errors are
+    /// reported through `err`.
     async fn sync(&self, err: IoErrorFn<C>) -> StorageResult<(), C> {
-        self.durable.sync_in_background().await.map_err(|e| err(AnyError::new(&e)))?;
+        let (durable, record) = (Arc::clone(&self.durable), Arc::clone(&self.record));
+        tokio::task::spawn_blocking(move || sync_and_record(&durable, &record))
+            .await
+            .map_err(|e| err(AnyError::error(format!("durable sync task failed: {e}"))))?
+            .map_err(|e| err(AnyError::new(&e)))?;
         Ok(())
     }
 
@@ -140,6 +185,13 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
             Some((key, value)) => Ok(Some(self.decode_entry(&key, &value)?.get_log_id().clone())),
         }
     }
+}
+
+/// Make every write so far durable, then record the claim taken before the sync began. Blocking.
+fn sync_and_record<NID: openraft::NodeId>(durable: &Durable, record: &DurableRecord<NID>) -> std::io::Result<()> {
+    let ticket = record.before_sync();
+    durable.sync()?;
+    record.after_sync(ticket)
 }
 
 /// `[start, end)` of a range of indexes, or `None` if it is empty.
@@ -201,6 +253,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> StorageResult<(), C> {
         self.write_meta(META_VOTE, "vote", vote, StorageIOError::write_vote)?;
+        self.record.update(|claim| claim.vote = Some(vote.clone()));
         self.sync(StorageIOError::write_vote).await
     }
 
@@ -232,21 +285,38 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         // IO of each append. Atomicity is not needed: openraft reads only entries it knows are appended,
         // and a crash before the sync below leaves a prefix of these entries (sled recovers its log in
         // order), none of them acknowledged.
+        let mut last = None;
         for entry in entries {
             let log_id = entry.get_log_id().clone();
             let bytes = codec::encode(format_args!("log entry {}", log_id.index), &entry)
                 .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
             self.logs.insert(log_key(log_id.index), bytes).map_err(|e| StorageIOError::write_logs(&e))?;
+            last = Some(log_id);
+        }
+        if let Some(last) = last {
+            self.record.update(|claim| claim.last_log_id = Some(last));
         }
 
-        // The entries are readable now; acknowledge them once durable, without blocking this task.
-        let durable = Arc::clone(&self.durable);
-        tokio::task::spawn_blocking(move || callback.log_io_completed(durable.sync()));
+        // The entries are readable now; acknowledge them once durable and recorded, without blocking
+        // this task.
+        let (durable, record) = (Arc::clone(&self.durable), Arc::clone(&self.record));
+        tokio::task::spawn_blocking(move || callback.log_io_completed(sync_and_record(&durable, &record)));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> StorageResult<(), C> {
         tracing::debug!(since = %log_id, "truncate log");
+        // The record must not claim what is about to be removed: lower it (durably) first.
+        let before = self.logs.range(..log_key(log_id.index)).next_back();
+        let new_last = match before.transpose().map_err(|e| StorageIOError::write_logs(&e))? {
+            Some((key, value)) => Some(self.decode_entry(&key, &value)?.get_log_id().clone()),
+            None => None,
+        };
+        let (record, since) = (Arc::clone(&self.record), log_id.index);
+        tokio::task::spawn_blocking(move || record.lower_last_log_id(since, new_last))
+            .await
+            .map_err(|e| StorageIOError::write_logs(AnyError::error(format!("durable record task failed: {e}"))))?
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.remove_range(log_key(log_id.index)..)?;
         self.sync(StorageIOError::write_logs).await
     }
@@ -255,6 +325,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         tracing::debug!(upto = %log_id, "purge log");
         // Record the purge durably first, then delete: see the module docs for why this order.
         self.write_meta(META_LAST_PURGED, "last purged log id", &log_id, StorageIOError::write_logs)?;
+        self.record.update(|claim| claim.last_purged = Some(log_id.clone()));
         self.sync(StorageIOError::write_logs).await?;
         // Thousands of entries after each snapshot: removed one by one on the blocking pool, not in one
         // sled batch (which would exclude every other sled operation meanwhile, appends included).

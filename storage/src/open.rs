@@ -12,6 +12,13 @@
 //!   not fail on that.
 //! - Nothing here panics on a bad dir: sled's errors map to [`OpenError`], and a panic inside sled's
 //!   recovery code (it has internal asserts) is caught and reported as corruption.
+//! - Broken leftovers of sled's own snapshot writes are removed before sled opens the dir (see
+//!   `sled_files`), so a crash or a full disk while sled wrote one does not fail every later open.
+//! - The log must reach what the durable record (see `record`) says was made durable, or the dir is
+//!   refused with [`OpenError::LostDurableState`]: sled silently drops everything after a damaged
+//!   message, and a node that forgot acknowledged entries or its vote must not rejoin its cluster as if
+//!   nothing happened. A record with both slots damaged is refused the same way. A dir without a record
+//!   (initialized before records existed) is accepted and given one, with a warning.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,6 +34,8 @@ use crate::durable::Durable;
 use crate::layout::{LOGS_TREE, META_NODE_ID, META_SCHEMA_VERSION, META_TREE, SNAPSHOT_TREE};
 use crate::log_store::SledLogStore;
 use crate::marker;
+use crate::record::{self, Claim, DurableRecord, Loaded, RECORD_FILE};
+use crate::sled_files;
 use crate::snapshot::SnapshotStore;
 use crate::state_machine::StateMachineStore;
 
@@ -75,6 +84,24 @@ pub enum OpenError {
         /// What is wrong.
         reason: String,
     },
+    /// The log no longer holds what the durable record says was made durable (acknowledged entries, a
+    /// purge or a vote were lost, typically to damage in sled's data file), or the record itself is
+    /// damaged. Starting would let the node forget what it acknowledged, so it is refused.
+    #[error(
+        "data dir {} has lost acknowledged Raft state: {reason}. Refusing to start: a node that forgot \
+         acknowledged log entries or its vote can break its cluster's consistency. To recover, in a cluster: \
+         remove this node (`discovery cluster remove --node <its address> --server <another member>`), wipe \
+         the data dir, start the node again with `--join` and add it back (`discovery cluster add`); it then \
+         copies the state from the leader. In dev mode: start with a fresh data dir (the data in this one \
+         cannot be trusted)",
+        dir.display()
+    )]
+    LostDurableState {
+        /// The data dir.
+        dir: PathBuf,
+        /// What the durable record says and what the log holds.
+        reason: String,
+    },
     /// An I/O error other than corruption (permissions, disk full, ...).
     #[error("data dir {}: {source}", dir.display())]
     Io {
@@ -105,6 +132,7 @@ where
     let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
 
     std::fs::create_dir_all(dir).map_err(io)?;
+    remove_sled_leftovers(dir)?;
     let db = open_db(dir)?;
     let tree = |name: &str| db.open_tree(name).map_err(|e| sled_error(dir, e));
     let (logs, meta, snapshot) = (tree(LOGS_TREE)?, tree(META_TREE)?, tree(SNAPSHOT_TREE)?);
@@ -112,12 +140,14 @@ where
 
     let identity = Identity { dir, meta: &meta };
     let marked = marker::exists(dir).map_err(io)?;
+    let mut loaded = record::read::<C::NodeId>(dir).map_err(io)?;
     match identity.check::<C>(&node_id)? {
         Recorded::Yes if marked => {}
         // Initialized, but the crash came before the marker was written: finish the job.
         Recorded::Yes => marker::write(dir, &node_id, SCHEMA_VERSION).map_err(io)?,
-        Recorded::No if marked => {
-            let reason = format!("{} says it was initialized, but sled holds no node id", marker::MARKER_FILE);
+        Recorded::No if marked || !matches!(loaded, Loaded::Missing) => {
+            let witness = if marked { marker::MARKER_FILE } else { RECORD_FILE };
+            let reason = format!("{witness} says it was initialized, but sled holds no node id");
             return Err(corrupt(reason));
         }
         Recorded::No if !(logs.is_empty() && snapshot.is_empty() && meta.is_empty()) => {
@@ -128,16 +158,86 @@ where
             identity.record::<C>(&node_id)?;
             durable.sync().map_err(io)?;
             durable.sync_dir_entries().map_err(io)?;
+            let seq = record::create::<C::NodeId>(dir, &Claim::default()).map_err(io)?;
             marker::write(dir, &node_id, SCHEMA_VERSION).map_err(io)?;
+            loaded = Loaded::Valid { seq, claim: Claim::default() };
             tracing::info!(dir = %dir.display(), node_id = %node_id, "initialized a new data dir");
         }
     }
 
-    let log_store = SledLogStore::new(logs, meta, Arc::clone(&durable));
+    let log_store = open_log_store::<C>(dir, logs, meta, Arc::clone(&durable), loaded, marked)?;
     log_store.remove_purged_leftovers().map_err(|e| corrupt(e.to_string()))?;
     let state_machine =
         StateMachineStore::open(SnapshotStore::new(snapshot, durable), app).map_err(|e| corrupt(e.to_string()))?;
     Ok((log_store, state_machine))
+}
+
+/// The log store of an initialized dir, once its log is checked against the durable record (`loaded`).
+/// A dir without a record gets one saying what its log holds; with a warning if it was `marked` as
+/// initialized (a dir from before records existed), since nothing can check that log.
+fn open_log_store<C: RaftTypeConfig>(
+    dir: &Path,
+    logs: sled::Tree,
+    meta: sled::Tree,
+    durable: Arc<Durable>,
+    loaded: Loaded<C::NodeId>,
+    marked: bool,
+) -> Result<SledLogStore<C>, OpenError> {
+    let lost = |reason: String| OpenError::LostDurableState { dir: dir.to_path_buf(), reason };
+    let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
+    let (seq, claim, check) = match loaded {
+        Loaded::Valid { seq, claim } => (seq, claim, true),
+        Loaded::Unreadable { why } => {
+            let path = dir.join(RECORD_FILE);
+            return Err(lost(format!("its durable record {} is damaged ({why})", path.display())));
+        }
+        Loaded::Missing => (record::create::<C::NodeId>(dir, &Claim::default()).map_err(io)?, Claim::default(), false),
+    };
+    let record = Arc::new(DurableRecord::open(dir, seq, claim.clone()).map_err(io)?);
+    let log_store = SledLogStore::new(logs, meta, durable, Arc::clone(&record));
+    if check {
+        let held =
+            log_store.held(&claim).map_err(|e| OpenError::Corrupt { dir: dir.to_path_buf(), reason: e.to_string() })?;
+        record::check(&claim, &held).map_err(|problem| {
+            let path = record.path().display();
+            lost(format!("{problem} (the durable record {path} says: {claim}; the log holds: {held})"))
+        })?;
+    } else {
+        log_store.record_current_state().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        if marked {
+            tracing::warn!(
+                dir = %dir.display(),
+                "data dir had no durable record ({RECORD_FILE}, written by builds since it was added); created one \
+                 from what the log holds now, which could not be checked"
+            );
+        }
+    }
+    Ok(log_store)
+}
+
+/// Remove sled's broken snapshot files (see `sled_files`) while holding sled's own lock (an exclusive
+/// `flock` of `<dir>/db`, waited for as long as [`open_db`] waits), so that opening a dir in use can
+/// never remove the file the running sled is writing. The lock is released before sled takes it.
+fn remove_sled_leftovers(dir: &Path) -> Result<(), OpenError> {
+    let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
+    // Created if missing, with the options sled itself uses: sled would create it next anyway.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    let file = options.open(dir.join("db")).map_err(io)?;
+    let started = Instant::now();
+    while let Err(e) = fs2::FileExt::try_lock_exclusive(&file) {
+        if e.kind() != fs2::lock_contended_error().kind() {
+            return Err(io(e));
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(OpenError::InUse { dir: dir.to_path_buf() });
+        }
+        std::thread::sleep(LOCK_RETRY_EVERY);
+    }
+    sled_files::remove_broken_snapshots(dir).map_err(io)?;
+    // Closing the file releases the lock.
+    drop(file);
+    Ok(())
 }
 
 /// Open sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.

@@ -7,6 +7,7 @@ mod support;
 
 mod client;
 mod config_file;
+mod damaged_data;
 mod forged_requests;
 mod hardening;
 mod limits_proc;

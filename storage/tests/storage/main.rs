@@ -7,8 +7,10 @@
 mod common;
 
 mod apply;
+mod damage;
 mod latency;
 mod open_errors;
 mod raft_restart;
 mod reopen;
+mod sled_leftovers;
 mod snapshots;

@@ -97,13 +97,21 @@ async fn corrupt_values_are_errors_naming_what_was_read() {
         let mut entry = db.open_tree("logs").unwrap().get(2u64.to_be_bytes()).unwrap().unwrap().to_vec();
         entry[0] = 9; // a schema version nobody wrote
         db.open_tree("logs").unwrap().insert(2u64.to_be_bytes(), entry).unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let (mut log, _sm, _app) = open(dir.path());
+        let err = log.try_get_log_entries(1..4).await.unwrap_err().to_string();
+        assert!(err.contains("log entry 2") && err.contains("unknown schema version 9"), "{err}");
+        assert_eq!(log.try_get_log_entries(3..4).await.unwrap().len(), 1, "other entries still read");
+    }
+    // The vote is read when the dir is opened (to check it against the durable record): refused there.
+    {
+        let db = sled_open(dir.path());
         db.open_tree("meta").unwrap().insert("vote", &[1u8, 0xFF]).unwrap();
         db.flush().unwrap();
     }
-    let (mut log, _sm, _app) = open(dir.path());
-    let err = log.try_get_log_entries(1..4).await.unwrap_err().to_string();
-    assert!(err.contains("log entry 2") && err.contains("unknown schema version 9"), "{err}");
-    assert_eq!(log.try_get_log_entries(3..4).await.unwrap().len(), 1, "other entries still read");
-    let err = log.read_vote().await.unwrap_err().to_string();
-    assert!(err.contains("vote: corrupt value"), "{err}");
+    let err = try_open(dir.path(), 1).unwrap_err();
+    assert!(matches!(&err, OpenError::Corrupt { reason, .. } if reason.contains("vote: corrupt value")), "{err}");
+    assert_names_dir(&err, dir.path());
 }
