@@ -10,7 +10,6 @@ use axum::Router;
 
 use super::envelope::encoded_response;
 use super::{ApiError, ArgFetch, ArgFetchs, Bind, Envelope};
-use crate::node::membership::current_membership;
 use crate::node::AppState;
 use crate::registry::infra::INFRA_APPID;
 use crate::registry::model::Instance;
@@ -29,7 +28,7 @@ async fn fetch(State(state): State<AppState>, Bind(arg): Bind<ArgFetch>) -> Resu
         linearize(&state).await?;
     }
     if arg.appid == INFRA_APPID {
-        let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
+        let membership = state.served_membership();
         let registry = state.registry.read();
         return View::new(&registry, &membership)
             .fetch(&arg.env, &arg.appid, arg.zone.as_deref(), arg.status)
@@ -54,7 +53,7 @@ async fn fetchs(
     if arg.consistent {
         linearize(&state).await?;
     }
-    let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
+    let membership = state.served_membership();
     let registry = state.registry.read();
     let found = View::new(&registry, &membership).fetchs(&arg.env, &arg.appids, arg.zone.as_deref(), arg.status);
     Ok(Envelope::ok_data(found))

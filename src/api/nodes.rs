@@ -1,4 +1,4 @@
-//! `GET /discovery/nodes`: the discovery servers (the Raft members) with their status.
+//! `GET /discovery/nodes`: the discovery servers that can serve (see `node::liveness`), each with status up.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -6,12 +6,11 @@ use axum::Router;
 use serde::Serialize;
 
 use super::Envelope;
-use crate::node::membership::current_membership;
 use crate::node::AppState;
 
 /// Node status "up" (spec §3.4).
 pub const NODE_UP: u8 = 0;
-/// Node status "lost".
+/// Node status "lost" (never sent: members that cannot serve are left out; kept for the wire contract).
 pub const NODE_LOST: u8 = 1;
 
 /// One server as the original reports it.
@@ -30,21 +29,14 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/discovery/nodes", get(nodes))
 }
 
+/// The members that can serve (the same list as `infra.discovery`), each up: a member that cannot serve is
+/// left out rather than reported lost, so a client that takes this list never picks a dead node.
 async fn nodes(State(state): State<AppState>) -> Envelope<Vec<NodeView>> {
-    let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
-    let metrics = state.raft.metrics().borrow().clone();
+    let membership = state.served_membership();
     let view = membership
         .members()
         .iter()
-        .map(|m| {
-            // On the leader a member is up once it has acknowledged replication; elsewhere the member
-            // list itself is all this node knows, and a member is reported up.
-            let up = match &metrics.replication {
-                Some(progress) => m.id == metrics.id || progress.get(&m.id).is_some_and(|p| p.is_some()),
-                None => true,
-            };
-            NodeView { addr: m.addr.clone(), status: if up { NODE_UP } else { NODE_LOST }, zone: m.zone.clone() }
-        })
+        .map(|m| NodeView { addr: m.addr.clone(), status: NODE_UP, zone: m.zone.clone() })
         .collect();
     Envelope::ok_data(view)
 }

@@ -21,7 +21,6 @@ use axum::Router;
 
 use super::{ApiError, ArgPoll, ArgPolls, Bind, Envelope, MapEnvelope};
 use crate::node::change_hub::Subscription;
-use crate::node::membership::current_membership;
 use crate::node::AppState;
 use crate::registry::model::AppKey;
 use crate::registry::view::{PollDecision, PollsAnswer, View};
@@ -89,7 +88,7 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
     let mut signalled = None;
     loop {
         let decision = {
-            let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
+            let membership = state.served_membership();
             let registry = state.registry.read();
             View::new(&registry, &membership).poll(
                 &arg.env,
@@ -118,7 +117,7 @@ async fn poll(State(state): State<AppState>, headers: HeaderMap, Bind(arg): Bind
 }
 
 fn read_polls(state: &AppState, env: &str, cursors: &[(String, i64)], zone: Option<&str>) -> PollsAnswer {
-    let membership = current_membership(&state.raft, &state.config, state.registry.infra_cursor());
+    let membership = state.served_membership();
     let registry = state.registry.read();
     View::new(&registry, &membership).polls(env, cursors, zone)
 }

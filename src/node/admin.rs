@@ -98,7 +98,7 @@ pub fn status_view(state: &AppState) -> StatusView {
 
 /// What stops this node from serving that it knows without asking Raft: a dead core, a stop in
 /// progress, a disk below the free-space minimum.
-fn local_problem(state: &AppState) -> Option<String> {
+pub(crate) fn local_problem(state: &AppState) -> Option<String> {
     if let Some(cause) = state.health.fatal() {
         return Some(format!("the Raft core stopped: {cause}"));
     }

@@ -13,6 +13,7 @@
 //! | membership watch | nothing (wakes `infra.discovery` polls) | cancel |
 //! | raft events watch | nothing (logs and counts leader changes and snapshots) | cancel |
 //! | core supervisor (`health`) | nothing (stops the node if the Raft core dies) | cancel |
+//! | liveness prober | which members can serve (`infra.discovery`'s list and cursor) | cancel |
 //! | disk guard | the free-space verdict of the write path | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
 //!
@@ -29,6 +30,7 @@ pub mod health;
 pub mod internal;
 pub mod internal_wire;
 pub mod lessor;
+pub mod liveness;
 pub mod long_uri;
 pub mod member_checks;
 pub mod membership;
@@ -40,6 +42,7 @@ pub mod renewal;
 pub mod route_gate;
 pub mod routing;
 pub mod server;
+pub mod serving_view;
 pub mod state_machine;
 pub mod write_forwarding;
 
@@ -128,6 +131,15 @@ pub struct NodeState {
     pub health: Arc<NodeHealth>,
     /// The free-space guard of the write path.
     pub disk: Arc<DiskGuard>,
+    /// Which members can serve clients (what `infra.discovery` lists).
+    pub liveness: Arc<liveness::Liveness>,
+}
+
+impl NodeState {
+    /// The members that can serve clients, with the `infra.discovery` cursor (`membership`, `liveness`).
+    pub fn served_membership(&self) -> crate::registry::infra::Membership {
+        membership::current_membership(&self.raft, &self.config, self.registry.infra_cursor(), &self.liveness)
+    }
 }
 
 /// Why a node could not start or stopped abnormally.
@@ -265,7 +277,13 @@ where
     let lessor = Arc::new(Lessor::new(&config));
     let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals, &storage_metrics));
     tasks.spawn(lessor::run(Arc::clone(&lessor), raft.clone(), Arc::clone(&registry), shutdown.clone()));
-    tasks.spawn(membership::watch_membership(raft.clone(), Arc::clone(&registry), shutdown.clone()));
+    let liveness = Arc::new(liveness::Liveness::default());
+    tasks.spawn(membership::watch_membership(
+        raft.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&liveness),
+        shutdown.clone(),
+    ));
     tasks.spawn(events::watch_raft_events(raft.clone(), Arc::clone(&registry), Arc::clone(&metrics), shutdown.clone()));
 
     let forwarder = Forwarder::new(config.cluster_token.clone());
@@ -295,8 +313,10 @@ where
         fetch_cache: Arc::default(),
         health,
         disk,
+        liveness,
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
+    tasks.spawn(liveness::run(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     let limits = server::ServeLimits { max_connections, read_timeout: state.config.read_timeout };
     let hard_stop = CancellationToken::new();
@@ -352,7 +372,10 @@ pub fn router(state: AppState) -> Router {
     let token = state.config.cluster_token.clone().map(Arc::<str>::from);
     // Peer routes are also closed on a lone node without a token (see `route_gate`); the token check runs first.
     let peer = route_gate::gate(
-        internal::internal_routes().with_state(state.clone()).merge(discovery_raft::raft_routes(state.raft.clone())),
+        internal::internal_routes()
+            .merge(liveness::liveness_routes())
+            .with_state(state.clone())
+            .merge(discovery_raft::raft_routes(state.raft.clone())),
         state.clone(),
     );
     let internal = discovery_raft::require_token(

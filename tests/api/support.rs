@@ -93,12 +93,19 @@ impl TestNode {
         started
     }
 
-    /// Wait until this node is leader and its lessor is active (renews answered, leases kept).
+    /// Wait until this node is leader, its lessor is active (renews answered, leases kept) and it lists
+    /// itself as serving in `infra.discovery`.
     pub async fn wait_active_leader(&self) {
         let lessor = self.state().lessor.clone();
         wait_until(WAIT, "the node to lead with an active lessor", || {
             let active = lessor.status().active;
             async move { active }
+        })
+        .await;
+        let state = self.state().clone();
+        wait_until(WAIT, "the node to list itself as serving", || {
+            let listed = !state.served_membership().members().is_empty();
+            async move { listed }
         })
         .await;
     }

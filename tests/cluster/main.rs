@@ -23,6 +23,7 @@ mod workload;
 
 mod failover;
 mod leases;
+mod liveness;
 mod membership;
 mod minority;
 mod reads;

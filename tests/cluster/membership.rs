@@ -28,6 +28,16 @@ async fn infra_on(cluster: &TestCluster, id: u64) -> (i64, usize) {
     (api::latest_timestamp(&body).expect("cursor"), api::hostnames(&body).len())
 }
 
+/// `infra_on` once node `id` lists `servers` members (liveness lists a member once it is probed and current).
+async fn infra_listing(cluster: &TestCluster, id: u64, servers: usize) -> i64 {
+    let listed = crate::harness::poll_until(Instant::now() + T, async || match infra_on(cluster, id).await {
+        (cursor, n) if n == servers => Ok(cursor),
+        (_, n) => Err(format!("node {id} lists {n} servers, not {servers}")),
+    })
+    .await;
+    listed.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()))
+}
+
 async fn assert_has_all(cluster: &TestCluster, id: u64, appid: &str, expected: &[String]) {
     let hosts = api::hosts_on(&cluster.client, &cluster.base(id), appid).await;
     let missing: BTreeSet<&String> = expected.iter().filter(|h| !hosts.contains(*h)).collect();
@@ -42,8 +52,7 @@ async fn grow_to_five_and_shrink_to_three() {
     cluster.wait_for_leader(T).await;
     // Issue 11: the infra.discovery cursor is a Unix time in ns (the time node 1 saw its membership), as every
     // other app's, not a log index.
-    let (before, servers) = infra_on(&cluster, 1).await;
-    assert_eq!(servers, 3);
+    let before = infra_listing(&cluster, 1, 3).await;
     assert!((started..=now_ns()).contains(&before), "cursor {before} is not a time since the cluster started");
     let light = WriteLoad { writers: 1, pause: Duration::from_millis(40), ..WriteLoad::default() };
     let mut writers = Writers::start(&cluster.client, appid, bases(&cluster, &cluster.live()), light);
@@ -55,8 +64,7 @@ async fn grow_to_five_and_shrink_to_three() {
     let members = cluster.wait_membership(|m| m.iter().filter(|m| m.voter).count() == 5, T).await;
     let voters: Vec<u64> = members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     assert_eq!(voters, vec![1, 2, 3, a, b], "five voters: {members:?}");
-    let (after, servers) = infra_on(&cluster, 1).await;
-    assert_eq!(servers, 5);
+    let after = infra_listing(&cluster, 1, 5).await;
     assert!(after > before, "the membership change moved the infra.discovery cursor: {before} → {after}");
     assert!((growing..=now_ns()).contains(&after), "cursor {after} is not the time node 1 saw the change");
     let (on_new, _) = infra_on(&cluster, a).await;
