@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::urlencoded;
 
 /// Most parameter pairs (query + body) a request may carry.
-pub const MAX_PARAMS: usize = 1024;
+pub const MAX_PARAMS: usize = 32_768;
 
 /// The request's parameters, in Go `req.Form` order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -32,8 +32,9 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 pub const MAX_METADATA_KEYS: usize = 64;
 /// Longest `version`, in bytes.
 pub const MAX_VERSION_LEN: usize = 128;
-/// Most appids in one fetchs/poll/polls request.
-pub const MAX_APPIDS: usize = 128;
+/// Most appids in one fetchs/poll/polls request: a job watching a few thousand apps sends them in one `polls`
+/// (the original has no limit; 10,000 appids with their cursors fit the 1 MiB request head).
+pub const MAX_APPIDS: usize = 10_000;
 /// Most hostnames in one set request.
 pub const MAX_SET_HOSTNAMES: usize = 128;
 

@@ -65,3 +65,26 @@ async fn heads_up_to_a_mebibyte_are_served_and_longer_ones_answered_431() {
     assert_eq!(answer.matches("\"code\":0").count(), 3, "{answer}");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_watching_thousands_of_apps_polls_them_in_one_request() {
+    let node = TestNode::start(|_| {}).await;
+    node.register("dev", "app-2999", "h1").await;
+    let apps = 3000;
+    let mut target = String::from("/discovery/polls?env=dev&hostname=watcher");
+    for i in 0..apps {
+        target.push_str(&format!("&appid=app-{i}"));
+    }
+    for _ in 0..apps {
+        target.push_str("&latest_timestamp=0");
+    }
+    assert!(target.len() > 65_535, "longer than hyper's own limit: {} bytes", target.len());
+    let answer = exchange(&node.addr, &get(&target, "")).await;
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {}", &answer[..answer.len().min(300)]));
+    assert_eq!(json["code"], 0, "{}", &body[..body.len().min(300)]);
+    assert!(json["data"]["app-2999"]["instances"]["sh001"].is_array(), "the one known app is answered");
+    assert_eq!(json["error"]["-404"].as_array().map(Vec::len), Some(apps - 1), "the others are reported unknown");
+    node.stop().await;
+}
