@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - At most `max_connections` connections are served at once. One more is answered a single -503 envelope
-//!   and closed (a few of those at a time; beyond that the connection is simply closed), so a flood of
+//!   (HTTP 503 outside `/discovery/*`, so health checks see it) and closed (a few of those at a time; beyond that the connection is simply closed), so a flood of
 //!   clients cannot exhaust file descriptors or memory.
 //! - A client must send a request's headers within `read_timeout` (hyper's header read timeout, which also
 //!   closes keep-alive connections idle that long) and its whole body within `read_timeout` of the request
@@ -132,15 +132,24 @@ impl Drop for Open {
 
 /// Answer one request on an over-limit connection with the -503 envelope, then close it.
 async fn reject(stream: TcpStream, _slot: OwnedSemaphorePermit) {
-    let service = hyper::service::service_fn(|_request| async {
-        Ok::<_, std::convert::Infallible>(
-            ApiError::Overload("too many connections to this node; retry later".into()).into_response(),
-        )
+    let service = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
+        Ok::<_, std::convert::Infallible>(over_limit_answer(request.uri().path()))
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(REJECT_READ_TIMEOUT).keep_alive(false);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let _ = tokio::time::timeout(REJECT_READ_TIMEOUT * 2, conn).await;
+}
+
+/// The answer to a request on an over-limit connection: the API's -503 envelope (as the SDKs expect), but a
+/// real HTTP 503 everywhere else, so that a health check never reads a saturated node as healthy.
+fn over_limit_answer(path: &str) -> Response {
+    const WHY: &str = "too many connections to this node; retry later";
+    if path.starts_with("/discovery/") {
+        ApiError::Overload(WHY.into()).into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{WHY}\n")).into_response()
+    }
 }
 
 /// Accept failures: a client that went away is nothing; running out of file descriptors (or another

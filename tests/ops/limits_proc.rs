@@ -79,6 +79,12 @@ async fn a_low_open_file_limit_caps_clients_and_never_starves_storage() {
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.contains("\"code\":-503"), "an over-cap client gets the -503 envelope: {answer}");
     }
+    let mut over = TcpStream::connect(&node.addr).await.expect("connect");
+    over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("send");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), over.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "a saturated node's health check is not 200: {answer}");
     for _ in 0..400 {
         match TcpStream::connect(&node.addr).await {
             Ok(stream) => held.push(stream),
