@@ -141,17 +141,40 @@ async fn healthz(State(state): State<AppState>) -> Response {
     if let Err(fatal) = &metrics.running_state {
         return unavailable(format!("the Raft core stopped: {fatal}"));
     }
-    // A core that does not answer is not running, whatever its last metrics said.
-    let committed = match state.raft.with_raft_state(|s| s.committed.map(|l| l.index)).await {
+    // A core that does not answer is not running (or is stuck on its storage), whatever its last metrics said.
+    let committed = match committed_index(&state).await {
         Ok(committed) => committed,
-        Err(err) => return unavailable(format!("the Raft core is not running: {err}")),
+        Err(why) => return unavailable(why),
     };
-    let applied = metrics.last_applied.map(|l| l.index);
-    match (metrics.current_leader, committed) {
-        (None, _) => unavailable("no leader".to_string()),
-        (Some(_), committed) if committed.is_some_and(|c| applied.is_none_or(|a| a < c)) => {
+    match metrics.current_leader {
+        None => unavailable("no leader".to_string()),
+        Some(_) if !applies_within(&state, committed, APPLY_LAG).await => {
             unavailable("applying the committed log".to_string())
         }
-        _ => (StatusCode::OK, "ok\n").into_response(),
+        Some(_) => (StatusCode::OK, "ok\n").into_response(),
     }
+}
+
+/// Longest the Raft core may take to answer a state lookup before it counts as not answering.
+pub const CORE_ANSWER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What this node knows to be committed, asked of the Raft core; `Err` says why it could not answer.
+pub async fn committed_index(state: &AppState) -> Result<Option<u64>, String> {
+    match tokio::time::timeout(CORE_ANSWER, state.raft.with_raft_state(|s| s.committed.map(|l| l.index))).await {
+        Ok(Ok(committed)) => Ok(committed),
+        Ok(Err(err)) => Err(format!("the Raft core is not running: {err}")),
+        Err(_) => Err(format!("the Raft core does not answer within {CORE_ANSWER:?} (stuck on its storage?)")),
+    }
+}
+
+/// How far behind its own commit index a node may apply and still count as current: a node under a steady
+/// write load is always a few entries behind for a moment, one replaying its log is behind for seconds.
+pub const APPLY_LAG: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// True if this node has applied `committed` (what it knew committed a moment ago) or does so within `lag`.
+pub async fn applies_within(state: &AppState, committed: Option<u64>, lag: std::time::Duration) -> bool {
+    let Some(committed) = committed else { return true };
+    let mut applied = state.registry.applied_index();
+    let reached = tokio::time::timeout(lag, applied.wait_for(|at| *at >= committed)).await;
+    matches!(reached, Ok(Ok(_)))
 }

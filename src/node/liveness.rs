@@ -87,12 +87,14 @@ impl Liveness {
 /// committed applied; connectedness is added by the caller), and its applied and committed indexes.
 async fn own_state(state: &AppState) -> (bool, Option<u64>, Option<u64>) {
     let metrics = state.raft.metrics().borrow().clone();
-    let applied = metrics.last_applied.map(|l| l.index);
-    let committed = state.raft.with_raft_state(|s| s.committed.map(|l| l.index)).await.ok().flatten();
-    let serving = metrics.running_state.is_ok()
+    let answered = super::admin::committed_index(state).await;
+    let committed = answered.clone().ok().flatten();
+    let serving = answered.is_ok()
+        && metrics.running_state.is_ok()
         && super::admin::local_problem(state).is_none()
         && metrics.current_leader.is_some()
-        && committed.is_none_or(|c| applied.is_some_and(|a| a >= c));
+        && super::admin::applies_within(state, committed, super::admin::APPLY_LAG).await;
+    let applied = state.raft.metrics().borrow().last_applied.map(|l| l.index);
     (serving, applied, committed)
 }
 

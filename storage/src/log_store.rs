@@ -27,6 +27,7 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -188,6 +189,28 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
 }
 
 /// Make every write so far durable, then record the claim taken before the sync began. Blocking.
+/// Longest a durable sync may take before it counts as failed. sled 0.34 can wait forever for an IO buffer
+/// that a failed write (seen with `ENOSPC` on a full disk) will never make stable: without a deadline the
+/// node hung, writes pending and `/healthz` unanswered, instead of stopping with the cause. A healthy
+/// disk syncs in milliseconds; an overloaded one in well under this.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Run the blocking `sync` on tokio's blocking pool; an error if it fails or does not finish in `deadline`
+/// (the blocked thread is left behind: the storage error stops the node, which exits).
+async fn within_deadline(
+    deadline: Duration,
+    sync: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(sync)).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(join)) => Err(std::io::Error::other(format!("durable sync task failed: {join}"))),
+        Err(_) => Err(std::io::Error::other(format!(
+            "a durable sync (sled flush + fdatasync) did not finish within {deadline:?}: the disk is full, failing \
+             or hung"
+        ))),
+    }
+}
+
 fn sync_and_record<NID: openraft::NodeId>(durable: &Durable, record: &DurableRecord<NID>) -> std::io::Result<()> {
     let ticket = record.before_sync();
     durable.sync()?;
@@ -300,7 +323,9 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         // The entries are readable now; acknowledge them once durable and recorded, without blocking
         // this task.
         let (durable, record) = (Arc::clone(&self.durable), Arc::clone(&self.record));
-        tokio::task::spawn_blocking(move || callback.log_io_completed(sync_and_record(&durable, &record)));
+        tokio::spawn(async move {
+            callback.log_io_completed(within_deadline(SYNC_DEADLINE, move || sync_and_record(&durable, &record)).await)
+        });
         Ok(())
     }
 
@@ -342,5 +367,23 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         .map_err(|e| StorageIOError::write_logs(AnyError::error(e.to_string())))?
         .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sync_that_never_finishes_is_an_error_naming_the_deadline() {
+        let hung = within_deadline(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(())
+        });
+        let err = hung.await.expect_err("past the deadline");
+        assert!(err.to_string().contains("did not finish within 50ms"), "{err}");
+        assert!(within_deadline(Duration::from_secs(5), || Ok(())).await.is_ok());
+        let failed = within_deadline(Duration::from_secs(5), || Err(std::io::Error::other("ENOSPC"))).await;
+        assert_eq!(failed.expect_err("fails").to_string(), "ENOSPC");
     }
 }
