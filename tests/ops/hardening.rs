@@ -103,9 +103,10 @@ async fn held_connection(addr: &str) -> TcpStream {
 }
 
 /// One request on a new connection; the whole answer (the server closes or it is `Connection: close`).
-async fn one_shot(addr: &str) -> String {
+async fn one_shot(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
@@ -116,14 +117,19 @@ async fn connections_beyond_the_limit_are_answered_503() {
     let node = TestNode::start(|c| c.max_connections = 2).await;
     let first = held_connection(&node.addr).await;
     let _second = held_connection(&node.addr).await;
-    let refused = one_shot(&node.addr).await;
+    let refused = one_shot(&node.addr, "/discovery/nodes").await;
     assert!(refused.contains(r#""code":-503"#), "{refused}");
     assert!(refused.contains("kratos-status-code: -503"), "{refused}");
-    assert_eq!(node.state().metrics.connections_rejected.get(), 1);
+    let health = one_shot(&node.addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 503"), "a health check of a saturated node is not 200: {health}");
+    assert_eq!(node.state().metrics.connections_rejected.get(), 2);
     assert_eq!(node.state().metrics.connections.get(), 2);
     drop(first);
     // A slot frees once the server notices the close.
-    wait_until(WAIT, "a free connection slot", || async { one_shot(&node.addr).await.contains("\r\n\r\nok") }).await;
+    wait_until(WAIT, "a free connection slot", || async {
+        one_shot(&node.addr, "/healthz").await.contains("\r\n\r\nok")
+    })
+    .await;
     node.stop().await;
 }
 
