@@ -3,13 +3,16 @@
 # scenario with target/release/discovery-bench, stops everything it started, and writes BENCHMARKS.md-ready
 # tables (tables.md) and all figures (results.json) into the output directory.
 #
-#   scripts/bench/run.sh [--quick] [--out DIR] [--no-build] [--no-etcd] [--repeat N]
+#   scripts/bench/run.sh [--quick] [--out DIR] [--no-build] [--no-etcd] [--repeat N] [--scale N] [--only WHAT]
 #
 #   --quick     3 s windows after 1 s warm-ups, one run each, 3 poll rounds: under 3 minutes (build excluded)
 #   (default)   10 s windows after 2 s warm-ups, median of 3 runs each, 10 poll rounds
 #   --out DIR   where results go (default: target/bench/<mode>-<UTC time>)
 #   --no-build  use the binaries already in target/release
 #   --no-etcd   skip the side-by-side etcd scenarios
+#   --scale N   instances of the scale scenario (default 1,000,000; 200,000 with --quick)
+#   --only WHAT base (every scenario of issue 7), scale (issue 12: N instances on three nodes), or both
+#               (default)
 #   env DISCOVERY_BIN, BENCH_BIN: use these binaries instead of target/release/{discovery,discovery-bench}
 #
 # Needs: a Rust toolchain (all HTTP is done by discovery-bench, nothing else), and for the comparison the
@@ -25,6 +28,8 @@ OUT=""
 BUILD=1
 ETCD=1
 REPEAT=""
+SCALE=""
+ONLY=both
 ARGS=("$@")
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -35,6 +40,10 @@ while [[ $# -gt 0 ]]; do
         --out=*) OUT="${1#--out=}" ;;
         --repeat) REPEAT="${2:?--repeat needs a number}" && shift ;;
         --repeat=*) REPEAT="${1#--repeat=}" ;;
+        --scale) SCALE="${2:?--scale needs a number}" && shift ;;
+        --scale=*) SCALE="${1#--scale=}" ;;
+        --only) ONLY="${2:?--only needs base, scale or both}" && shift ;;
+        --only=*) ONLY="${1#--only=}" ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'
             exit 0
@@ -48,10 +57,15 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ "$MODE" == quick ]]; then
-    DUR=3s WARM=1s REPEAT="${REPEAT:-1}" POLL_ROUNDS=3 POLL_SETTLE=500ms
+    DUR=3s WARM=1s REPEAT="${REPEAT:-1}" POLL_ROUNDS=3 POLL_SETTLE=500ms SCALE="${SCALE:-200000}"
 else
-    DUR=10s WARM=2s REPEAT="${REPEAT:-3}" POLL_ROUNDS=10 POLL_SETTLE=1s
+    DUR=10s WARM=2s REPEAT="${REPEAT:-3}" POLL_ROUNDS=10 POLL_SETTLE=1s SCALE="${SCALE:-1000000}"
 fi
+case "$ONLY" in
+    base | scale | both) ;;
+    *) echo "run.sh: --only takes base, scale or both, not $ONLY" >&2 && exit 2 ;;
+esac
+wants() { [[ "$ONLY" == both || "$ONLY" == "$1" ]]; }
 FAILOVER_TRIALS=5
 CLIENTS=64
 THREADS=1
@@ -190,6 +204,10 @@ fixtures() {
     bench populate --url "$url" --instances 1000 --per-app 1000 --app-prefix bench.renew --host-prefix r > /dev/null
 }
 
+# start_member I: node I of the 3-node cluster described by PEERS and NODES (set before the call).
+start_member() { start_node "n$1" "${NODES[$1]}" "$WORK/n$1" --id "$1" --peers "$PEERS"; }
+cluster_cpu() { echo "--cpu-pid=$(pid_of n1)" "--cpu-pid=$(pid_of n2)" "--cpu-pid=$(pid_of n3)"; }
+
 json_str() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
 
 # ---------------------------------------------------------------- context
@@ -198,6 +216,7 @@ rm -f "$WORK/fsync.probe"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "mode $MODE: windows $DUR after $WARM warm-up, $REPEAT run(s) each, $CLIENTS clients; results in $OUT"
 
+if wants base; then
 # ---------------------------------------------------------------- 1. one node
 log "one node: start, fixtures"
 read -r -a P <<< "$(bench free-ports 4)"
@@ -228,8 +247,6 @@ stop single
 PEERS="1=127.0.0.1:${P[1]},2=127.0.0.1:${P[2]},3=127.0.0.1:${P[3]}"
 NODES=("" "127.0.0.1:${P[1]}" "127.0.0.1:${P[2]}" "127.0.0.1:${P[3]}")
 ALL_NODES="${NODES[1]},${NODES[2]},${NODES[3]}"
-start_member() { start_node "n$1" "${NODES[$1]}" "$WORK/n$1" --id "$1" --peers "$PEERS"; }
-cluster_cpu() { echo "--cpu-pid=$(pid_of n1)" "--cpu-pid=$(pid_of n2)" "--cpu-pid=$(pid_of n3)"; }
 
 log "three nodes: start, fixtures"
 for i in 1 2 3; do start_member "$i"; done
@@ -373,6 +390,65 @@ if [[ $ETCD -eq 1 ]]; then
     http etcd-put-followers --url "http://$EF1/v3/kv/put,http://$EF2/v3/kv/put" --method POST --expect http200 \
         --content-type application/json --body-template "$PUT" "${ECPU[@]}"
     for i in 1 2 3; do stop "e$i"; done
+fi
+
+fi
+
+# ---------------------------------------------------------------- 5. scale (issue 12)
+if wants scale; then
+    log "scale: $SCALE instances on three nodes, registered through all three at 128 clients"
+    read -r -a P <<< "$(bench free-ports 4)"
+    PEERS="1=127.0.0.1:${P[1]},2=127.0.0.1:${P[2]},3=127.0.0.1:${P[3]}"
+    NODES=("" "127.0.0.1:${P[1]}" "127.0.0.1:${P[2]}" "127.0.0.1:${P[3]}")
+    ALL_NODES="${NODES[1]},${NODES[2]},${NODES[3]}"
+    for i in 1 2 3; do rm -rf "$WORK/n$i"; start_member "$i"; done
+    LEAD=$(($(bench wait --nodes "$ALL_NODES") + 1))
+    L="${NODES[$LEAD]}"
+    FOLLOWER=$((LEAD % 3 + 1))
+    F="${NODES[$FOLLOWER]}"
+    read -r -a CPU <<< "$(cluster_cpu)"
+    SCALE_FORM="zone=z1&env=bench&appid=bench.s{n/100}&hostname=s-{n}&$REG_TAIL"
+    C=128 bench http --name scale-populate --requests "$SCALE" --concurrency 128 --max-time 3600s \
+        --url "http://${NODES[1]}/discovery/register,http://${NODES[2]}/discovery/register,http://${NODES[3]}/discovery/register" \
+        --method POST --body-template "$SCALE_FORM" --raft-status "$L" --metrics "$L" "${CPU[@]}" \
+        --json "$OUT/scale-populate.json"
+    bench wait --nodes "$ALL_NODES" --caught-up --timeout 300s > /dev/null
+    sleep 2
+    bench footprint --name "3 nodes" --instances "$SCALE" --json "$OUT/scale-footprint.json" \
+        --node "n1=$(pid_of n1)=$WORK/n1" --node "n2=$(pid_of n2)=$WORK/n2" --node "n3=$(pid_of n3)=$WORK/n3"
+
+    log "scale: a 100-instance app fetched from a follower holding $SCALE instances"
+    http scale-fetch100-follower --url "http://$F/discovery/fetch?appid=bench.s0&env=bench&status=1" "${CPU[@]}"
+
+    log "scale: a snapshot of the whole registry built on the leader under a steady write load"
+    # Writes re-register the populated instances (the registry does not grow); the snapshot is requested 2 s
+    # into the 12 s window, whose report has the worst latency and every error.
+    bench snapshot --node "$L" --after 2s --instances "$SCALE" --data-dir "$WORK/n$LEAD" \
+        --json "$OUT/scale-snapshot.json" &
+    SNAP_PID=$!
+    C=64 bench http --name scale-writes-during-snapshot --duration 12s --warmup 0s --repeat 1 --concurrency 64 \
+        --url "http://$L/discovery/register" --method POST \
+        --body-template "zone=z1&env=bench&appid=bench.s{n/100}&hostname=s-{n%$SCALE}&$REG_TAIL" \
+        --metrics "$L" "${CPU[@]}" --json "$OUT/scale-writes-during-snapshot.json"
+    wait "$SNAP_PID"
+
+    log "scale: a 4th node joins (cluster add) and catches up by snapshot"
+    N4="127.0.0.1:${P[0]}"
+    "$DISCOVERY" --addr "$N4" --data-dir "$WORK/n4" --lease 1h --id 4 --join > "$WORK/logs/n4.log" 2>&1 &
+    echo $! > "$WORK/pids/n4.pid"
+    bench join --discovery "$DISCOVERY" --server "$L" --node "$N4" --nodes "$ALL_NODES,$N4" --instances "$SCALE" \
+        --json "$OUT/scale-join.json"
+    stop n4
+
+    log "scale: a follower restarted to serving"
+    stop "n$FOLLOWER"
+    bench startup --ready-url "http://$F/healthz" \
+        --check-url "http://$F/discovery/fetch?appid=bench.s0&env=bench&status=1" \
+        --pid-file "$WORK/pids/n$FOLLOWER.pid" --log "$WORK/logs/n$FOLLOWER-2.log" --instances "$SCALE" \
+        --json "$OUT/scale-startup-follower.json" -- \
+        "$DISCOVERY" --addr "$F" --data-dir "$WORK/n$FOLLOWER" --lease 1h --id "$FOLLOWER" --peers "$PEERS"
+    for i in 1 2 3; do stop "n$i"; done
+    for i in 1 2 3 4; do rm -rf "$WORK/n$i"; done
 fi
 
 # ---------------------------------------------------------------- report

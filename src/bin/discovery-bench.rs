@@ -10,6 +10,8 @@
 //! - `failover`: kill -9 the leader, then time the first successful write through the survivors.
 //! - `startup`: spawn a node and time process start to `/healthz` 200 and to a successful fetch.
 //! - `footprint`: VmRSS of processes and the size of their data directories.
+//! - `snapshot`: ask a node for a snapshot now and time it (next to a write load: what it costs the writes).
+//! - `join`: add a `--join` node with `discovery cluster add`, time it until every digest is equal.
 //! - `wait`, `leader`, `free-ports`: plumbing for the run script.
 //! - `report`: turn a directory of result files into markdown tables and one JSON document.
 
@@ -29,12 +31,16 @@ mod cluster;
 mod failover;
 #[path = "discovery-bench/footprint.rs"]
 mod footprint;
+#[path = "discovery-bench/join.rs"]
+mod join;
 #[path = "discovery-bench/load.rs"]
 mod load;
 #[path = "discovery-bench/polls.rs"]
 mod polls;
 #[path = "discovery-bench/report.rs"]
 mod report;
+#[path = "discovery-bench/snapshot.rs"]
+mod snapshot;
 #[path = "discovery-bench/startup.rs"]
 mod startup;
 #[path = "discovery-bench/stats.rs"]
@@ -71,6 +77,10 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Resident memory of processes and the size of their data directories.
     Footprint(footprint::FootprintArgs),
+    /// Ask a node for a snapshot now and time it.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Add a `--join` node with `discovery cluster add` and time it until every digest is equal.
+    Join(join::JoinArgs),
     /// Wait until every node is healthy and agrees on a leader; print the leader's index.
     Wait(cluster::WaitArgs),
     /// Print the index (0-based, in --nodes order) of the current leader.
@@ -102,6 +112,8 @@ fn main() -> ExitCode {
             Command::Failover(args) => failover::run(args).await,
             Command::Startup(args) => startup::run(args).await,
             Command::Footprint(args) => footprint::run(args).await,
+            Command::Snapshot(args) => snapshot::run(args).await,
+            Command::Join(args) => join::run(args).await,
             Command::Wait(args) => cluster::wait(args).await,
             Command::Leader(args) => cluster::leader(args).await,
             Command::FreePorts(_) | Command::Report(_) => Ok(()),

@@ -16,7 +16,25 @@ use super::AppState;
 
 /// Routes that need the cluster token (when one is set).
 pub fn admin_routes() -> Router<AppState> {
-    Router::new().route("/admin/status", get(status)).route("/admin/digest", get(digest))
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/digest", get(digest))
+        .route("/admin/snapshot", axum::routing::post(snapshot))
+}
+
+/// `POST /admin/snapshot`: build a snapshot now (operators before a maintenance; the scale benchmark to time
+/// one). Answers at once with the snapshot index before the request; `/admin/status` and the metrics show
+/// the new one when it is built.
+async fn snapshot(State(state): State<AppState>) -> Response {
+    let before = state.raft.metrics().borrow().snapshot.map(|l| l.index);
+    match state.raft.trigger().snapshot().await {
+        Ok(()) => {
+            tracing::info!(snapshot_index_before = ?before, "snapshot requested by an operator");
+            (StatusCode::ACCEPTED, Json(serde_json::json!({ "requested": true, "snapshot_index_before": before })))
+                .into_response()
+        }
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("cannot request a snapshot: {err}\n")).into_response(),
+    }
 }
 
 /// Routes open to anyone (probes).
@@ -56,6 +74,9 @@ pub struct StatusView {
     pub last_log_index: Option<u64>,
     /// Index of the last applied entry.
     pub last_applied: Option<u64>,
+    /// Last log index in this node's latest snapshot.
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
     /// Members of the effective membership.
     pub membership: Vec<MemberView>,
     /// Why this node cannot serve, if it cannot (`None`: healthy).
@@ -82,6 +103,7 @@ pub fn status_view(state: &AppState) -> StatusView {
         term: m.current_term,
         last_log_index: m.last_log_index,
         last_applied: m.last_applied.map(|l| l.index),
+        snapshot_index: m.snapshot.map(|l| l.index),
         membership: membership
             .nodes()
             .map(|(id, node)| MemberView {

@@ -206,6 +206,7 @@ pub fn run(args: ReportArgs) -> Result<(), BoxError> {
     failover_table(&mut md, &results);
     startup_table(&mut md, &get);
     footprint_table(&mut md, &results);
+    scale_table(&mut md, &get);
     std::fs::write(&args.md, &md).map_err(|e| format!("{}: {e}", args.md.display()))?;
     let all = json!({ "machine": machine(), "results": results });
     stats::write_json(&args.json, &all)?;
@@ -314,6 +315,9 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn throughput_table<'a>(md: &mut String, get: &impl Fn(&str) -> Option<&'a Value>) {
+    if !THROUGHPUT.iter().any(|row| get(row.file).is_some()) {
+        return;
+    }
     let _ = writeln!(md, "### Throughput and latency (closed loop; the run with the median rate of its repeats)\n");
     let _ = writeln!(
         md,
@@ -614,6 +618,105 @@ fn footprint_table(md: &mut String, results: &BTreeMap<String, Value>) {
                 target
             );
         }
+    }
+    md.push('\n');
+}
+
+/// Issue 12: N instances on three nodes, each figure against its target.
+fn scale_table<'a>(md: &mut String, get: &impl Fn(&str) -> Option<&'a Value>) {
+    let Some(populate) = get("scale-populate") else { return };
+    let run = &populate["median"];
+    let instances = populate["requests"].as_f64().unwrap_or(0.0);
+    let latency = |v: &Value, q: &str| f(v["median"]["latency"].get(q));
+    let errors = |v: &Value| v["median"]["error_count"].as_u64().unwrap_or(0);
+    let _ = writeln!(md, "### Scale: {} instances on three nodes\n", rate(instances));
+    let _ = writeln!(md, "| figure | measured | target |");
+    let _ = writeln!(md, "|---|---|---|");
+    let rps = f(run.get("rps"));
+    let row = |md: &mut String, what: &str, value: String, target: String| {
+        let _ = writeln!(md, "| {what} | {value} | {target} |");
+    };
+    row(
+        md,
+        "registers/s (128 clients, through all three nodes)",
+        fmt_opt(rps, 0),
+        format!("≥ 20,000: {}", verdict(rps.is_some_and(|r| r >= 20_000.0))),
+    );
+    row(md, "failed registers", errors(populate).to_string(), format!("0: {}", verdict(errors(populate) == 0)));
+    row(
+        md,
+        "register latency p50 / p99 / p99.9 / max (ms)",
+        ["p50_ms", "p99_ms", "p999_ms", "max_ms"].map(|q| fmt_opt(latency(populate, q), 1)).join(" / "),
+        "-".into(),
+    );
+    if let Some(footprint) = get("scale-footprint") {
+        for node in footprint["nodes"].as_array().into_iter().flatten() {
+            let rss = f(node.get("rss_mb"));
+            row(
+                md,
+                &format!("RSS / data dir of {} (MB)", node["node"].as_str().unwrap_or("?")),
+                format!("{} / {}", fmt_opt(rss, 0), fmt_opt(f(node.get("data_dir_mb")), 0)),
+                format!("RSS ≤ 512 MB: {}", verdict(rss.is_some_and(|r| r <= 512.0))),
+            );
+        }
+    }
+    if let Some(snapshot) = get("scale-snapshot") {
+        let bytes = snapshot["snapshot_bytes"].as_f64();
+        row(
+            md,
+            "snapshot of the whole registry: build time (ms) / size (MB)",
+            format!("{} / {}", fmt_opt(f(snapshot.get("build_ms")), 0), fmt_opt(bytes.map(|b| b / 1e6), 1)),
+            "-".into(),
+        );
+    }
+    if let Some(writes) = get("scale-writes-during-snapshot") {
+        let (p999, max) = (latency(writes, "p999_ms"), latency(writes, "max_ms"));
+        row(
+            md,
+            "writes while that snapshot is built: p99.9 / max (ms), errors",
+            format!("{} / {}, {}", fmt_opt(p999, 1), fmt_opt(max, 1), errors(writes)),
+            format!(
+                "p99.9 ≤ 50, max ≤ 250, no error: {}",
+                verdict(p999.is_some_and(|p| p <= 50.0) && max.is_some_and(|m| m <= 250.0) && errors(writes) == 0)
+            ),
+        );
+    }
+    if let Some(join) = get("scale-join") {
+        let add = f(join.get("add_ms"));
+        row(
+            md,
+            "a 4th node joins: cluster add returns / equal digests (s)",
+            format!(
+                "{} / {}",
+                fmt_opt(add.map(|a| a / 1000.0), 1),
+                fmt_opt(f(join.get("converged_ms")).map(|c| c / 1000.0), 1)
+            ),
+            format!("≤ 60 s: {}", verdict(add.is_some_and(|a| a <= 60_000.0))),
+        );
+    }
+    if let Some(startup) = get("scale-startup-follower") {
+        let serving = f(startup.get("serving_ms")).or(f(startup.get("ready_ms")));
+        row(
+            md,
+            "follower restart to serving (ms)",
+            fmt_opt(serving, 0),
+            format!("≤ 3,000 ms: {}", verdict(serving.is_some_and(|s| s <= 3000.0))),
+        );
+    }
+    if let Some(fetch) = get("scale-fetch100-follower") {
+        let base = get("cluster-fetch100-follower").and_then(|v| f(v["median"].get("rps")));
+        let here = f(fetch["median"].get("rps"));
+        row(
+            md,
+            "fetch of a 100-instance app on a follower (ok/s; with 100,000 instances in the base run)",
+            format!(
+                "{} (base: {}) p99 {} ms",
+                fmt_opt(here, 0),
+                fmt_opt(base, 0),
+                fmt_opt(latency(fetch, "p99_ms"), 2)
+            ),
+            "as fast as with 100,000".into(),
+        );
     }
     md.push('\n');
 }
