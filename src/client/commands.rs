@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Client, ClientError, Poll, Registration};
+use super::{Client, ClientError, InstanceKey, Poll, Registration};
 use crate::config::DEFAULT_ADDR;
 use crate::duration::parse_duration;
-use crate::registry::model::InstanceKey;
 use crate::signal::interrupted;
 
 /// How long `watch` waits before asking again after an error or an unknown app.
@@ -17,7 +16,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The server to talk to.
 #[derive(Debug, Clone, Args)]
 pub struct ServerOpt {
-    /// Any node (HOST:PORT).
+    /// Any nodes of the cluster (HOST:PORT, comma-separated): a node that cannot be reached is skipped.
     #[arg(long, env = "DISCOVERY_SERVER", default_value = DEFAULT_ADDR)]
     pub server: String,
     /// The write-API token, if the server has one (`--api-token`).
@@ -27,7 +26,8 @@ pub struct ServerOpt {
 
 impl ServerOpt {
     fn client(&self) -> Client {
-        Client::new(&self.server).with_api_token(self.api_token.clone())
+        let nodes = self.server.split(',').map(str::trim).filter(|s| !s.is_empty());
+        Client::builder(nodes).api_token(self.api_token.clone()).build()
     }
 }
 

@@ -1,86 +1,74 @@
-//! A small client of the bilibili/discovery HTTP API (any server that speaks it, this one included), for the
-//! `discovery fetch|register|watch` commands and for other tools.
+//! The typed client of the HTTP API (bilibili/discovery's, this server's operator routes included): what a
+//! Rust service uses to register itself and watch others, and what this project's CLI and tools use.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use discovery::client::{Client, InstanceKey, Registration, Watcher};
+//!
+//! # async fn demo() -> Result<(), discovery::client::ClientError> {
+//! // Any members of the cluster; the client moves to another one when a node cannot be reached.
+//! let client = Client::builder(["10.0.0.2:7171", "10.0.0.3:7171"]).build();
+//! let me = Registration::new(InstanceKey::new("prod", "demo.svc", "sh001", "host-a"), ["grpc://10.0.0.5:9000"]);
+//! // Register, then renew every 30 s (registering again if the registry forgot the instance).
+//! let registered = client.keep_registered(me, Duration::from_secs(30)).await?;
+//! // Watch another app: every change, from any node that can serve.
+//! let mut watcher = Watcher::new(client.clone(), "prod", "host-a", ["account.svc"]).follow_nodes(true);
+//! while let Ok(change) = watcher.next().await {
+//!     println!("{} now has {} instances", change.appid, change.info.all().count());
+//! #   break;
+//! }
+//! registered.stop().await?; // cancels the instance
+//! # Ok(()) }
+//! ```
 //!
 //! Invariants:
-//! - Every call returns the server's business code as [`ClientError::Code`] when it is not 0 (or -304 for a
-//!   poll, which is [`Poll::NotModified`]), and transport failures as [`ClientError::Transport`]; nothing
-//!   panics on a bad answer.
-//! - Calls have their own deadline: [`CALL_TIMEOUT`] for plain calls, the poll wait plus a margin for polls.
+//! - Every call has a deadline ([`ClientBuilder::call_timeout`]; polls: the poll wait plus a margin) and
+//!   ends in a typed answer or a [`ClientError`]: the server's business code as [`ClientError::Code`]
+//!   (-304 of a poll is [`Poll::NotModified`]), an operator refusal as [`ClientError::Refused`], transport
+//!   failures as [`ClientError::Transport`]. Nothing panics on a bad answer.
+//! - Node failover: a call goes to the node that answered last; when a node cannot be reached the next one
+//!   is tried, once around the list. A read is retried elsewhere after any transport failure; a write only
+//!   when the connection could not even be made (a write that was sent may have taken effect: it is
+//!   reported, not repeated behind the caller's back).
+//!
+//! # Layout
+//! - [`wire`]: the request and answer types; [`error`]: [`ClientError`].
+//! - this file: [`Client`], its builder, and the API calls (register, renew, cancel, set, fetch, fetchs,
+//!   poll, polls, nodes).
+//! - `admin`: the operator routes (status, digest, health, snapshot, membership changes).
+//! - [`keep`]: [`Registered`], a registration kept alive by a renew loop.
+//! - [`watch`]: [`Watcher`], changes of a set of apps through long polls, across nodes.
+//! - [`commands`]: the `discovery fetch|register|watch` commands.
 
+mod admin;
 pub mod commands;
+pub mod error;
+pub mod keep;
+pub mod watch;
+pub mod wire;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::registry::model::InstanceKey;
-use crate::registry::view::InstanceInfo;
+pub use error::ClientError;
+pub use keep::Registered;
+pub use watch::{Change, Watcher};
+pub use wire::{Digest, Instance, InstanceInfo, InstanceKey, NodeInfo, NodeStatus, Registration, SetRequest};
 
-/// Deadline of a call other than a poll.
+/// Default deadline of a call other than a poll.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server may hold a poll (its `--poll-timeout`, 30 s by default) before the client gives up.
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(40);
+/// Header of the cluster token on operator routes.
+const TOKEN_HEADER: &str = "x-discovery-token";
 
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ClientError {
-    /// The server could not be reached or did not answer in time.
-    #[error("cannot reach {server}: {reason}")]
-    Transport {
-        /// The server.
-        server: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The server answered a business error code.
-    #[error("{server} answered code {code}: {message}")]
-    Code {
-        /// The server.
-        server: String,
-        /// The code (-400, -404, -500...).
-        code: i64,
-        /// The envelope's message.
-        message: String,
-    },
-    /// The answer was not the expected JSON.
-    #[error("bad answer from {server}: {reason}")]
-    BadAnswer {
-        /// The server.
-        server: String,
-        /// What was wrong with it.
-        reason: String,
-    },
-}
-
-impl ClientError {
-    /// The business code, if the server answered one.
-    pub fn code(&self) -> Option<i64> {
-        match self {
-            ClientError::Code { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
-/// An instance to register.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Registration {
-    /// Identity (env, appid, zone, hostname).
-    pub key: InstanceKey,
-    /// Addresses, e.g. `grpc://10.0.0.5:9000`.
-    pub addrs: Vec<String>,
-    /// 1 (up) or 2 (waiting).
-    pub status: u32,
-    /// Free text.
-    pub version: String,
-    /// Metadata, sent as a JSON object.
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// The outcome of one long poll.
+/// The outcome of one long poll of one app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Poll {
     /// The app changed: its instances and new cursor.
@@ -91,12 +79,88 @@ pub enum Poll {
     Unknown,
 }
 
-/// A client of one server.
+/// The outcome of one long poll of several apps (`/discovery/polls`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Polls {
+    /// The apps that changed, with their instances and new cursors.
+    pub changed: BTreeMap<String, InstanceInfo>,
+    /// The apps the server does not know.
+    pub unknown: Vec<String>,
+    /// True when nothing changed before the server's poll timeout (-304).
+    pub not_modified: bool,
+}
+
+/// A client of a discovery cluster (any members of it). Cheap to clone: clones share the node list.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    server: String,
+    nodes: Arc<RwLock<Vec<String>>>,
+    current: Arc<AtomicUsize>,
     api_token: Option<String>,
+    cluster_token: Option<String>,
+    call_timeout: Duration,
+    poll_timeout: Duration,
+}
+
+/// How to build a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    nodes: Vec<String>,
+    api_token: Option<String>,
+    cluster_token: Option<String>,
+    call_timeout: Duration,
+    poll_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Send `Authorization: Bearer <token>` on writes (for servers started with `--api-token`).
+    pub fn api_token(mut self, token: Option<String>) -> Self {
+        self.api_token = token;
+        self
+    }
+
+    /// Send the cluster token on operator routes (`/admin/*`).
+    pub fn cluster_token(mut self, token: Option<String>) -> Self {
+        self.cluster_token = token;
+        self
+    }
+
+    /// Deadline of every call but polls (default [`CALL_TIMEOUT`]).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Deadline of a poll: longer than the server's poll timeout (default [`POLL_TIMEOUT`]).
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// Deadline to open a connection (default 3 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Client {
+            http,
+            nodes: Arc::new(RwLock::new(self.nodes)),
+            current: Arc::default(),
+            api_token: self.api_token,
+            cluster_token: self.cluster_token,
+            call_timeout: self.call_timeout,
+            poll_timeout: self.poll_timeout,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,16 +169,36 @@ struct Envelope<T> {
     #[serde(default)]
     message: String,
     data: Option<T>,
+    /// `polls` only: `{"-404": [unknown appids] or null}`.
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Whether a call may be tried on another node after a transport failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// A read: after any transport failure.
+    Read,
+    /// A write: only when no connection could be made (nothing was sent).
+    Write,
 }
 
 impl Client {
-    /// A client of `server` (`HOST:PORT`).
+    /// A client of one server (`HOST:PORT`).
     pub fn new(server: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, server: server.to_string(), api_token: None }
+        Self::builder([server]).build()
+    }
+
+    /// A builder for a client of `nodes` (`HOST:PORT`, any members of the cluster).
+    pub fn builder(nodes: impl IntoIterator<Item = impl Into<String>>) -> ClientBuilder {
+        ClientBuilder {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            api_token: None,
+            cluster_token: None,
+            call_timeout: CALL_TIMEOUT,
+            poll_timeout: POLL_TIMEOUT,
+            connect_timeout: Duration::from_secs(3),
+        }
     }
 
     /// Send `Authorization: Bearer <token>` on writes (for a server started with `--api-token`).
@@ -123,26 +207,31 @@ impl Client {
         self
     }
 
-    /// The server this client talks to.
-    pub fn server(&self) -> &str {
-        &self.server
+    /// The node calls go to first (the one that answered last).
+    pub fn server(&self) -> String {
+        let nodes = self.node_list();
+        nodes.get(self.current.load(Ordering::Relaxed) % nodes.len().max(1)).cloned().unwrap_or_default()
     }
 
-    /// `GET /discovery/fetch`: the app's instances (`status`: 1 up, 2 waiting, 3 both).
-    pub async fn fetch(
-        &self,
-        env: &str,
-        appid: &str,
-        zone: Option<&str>,
-        status: u32,
-    ) -> Result<InstanceInfo, ClientError> {
-        let mut query = vec![("env", env.to_string()), ("appid", appid.to_string()), ("status", status.to_string())];
-        if let Some(zone) = zone {
-            query.push(("zone", zone.to_string()));
+    /// The nodes, in order.
+    pub fn node_list(&self) -> Vec<String> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replace the node list (e.g. with what `infra.discovery` lists); the current node is kept if still there.
+    pub fn set_nodes(&self, nodes: Vec<String>) {
+        if nodes.is_empty() {
+            return;
         }
-        let request = self.http.get(self.url("/discovery/fetch")).query(&query).timeout(CALL_TIMEOUT);
-        let answer: Envelope<InstanceInfo> = self.send(request).await?;
-        self.data(answer)
+        let current = self.server();
+        let at = nodes.iter().position(|n| *n == current).unwrap_or(0);
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = nodes;
+        self.current.store(at, Ordering::Relaxed);
+    }
+
+    /// Move on to the next node (after a failure the caller noticed itself, e.g. a -500 answer).
+    pub fn next_node(&self) {
+        self.current.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `POST /discovery/register`.
@@ -156,17 +245,93 @@ impl Client {
             ("metadata", metadata),
         ]);
         form.extend(registration.addrs.iter().map(|a| ("addrs", a.clone())));
-        self.write("/discovery/register", &form).await
+        self.write("/discovery/register", form).await
     }
 
-    /// `POST /discovery/renew`; -404 means the server does not know the instance (register again).
+    /// `POST /discovery/renew`; -404 ([`ClientError::is_not_found`]) means the server does not know the
+    /// instance: register again.
     pub async fn renew(&self, key: &InstanceKey) -> Result<(), ClientError> {
-        self.write("/discovery/renew", &key_form(key)).await
+        self.write("/discovery/renew", key_form(key)).await
     }
 
     /// `POST /discovery/cancel`.
     pub async fn cancel(&self, key: &InstanceKey) -> Result<(), ClientError> {
-        self.write("/discovery/cancel", &key_form(key)).await
+        self.write("/discovery/cancel", key_form(key)).await
+    }
+
+    /// `POST /discovery/set`: change the status and/or metadata of some hosts (all or nothing).
+    pub async fn set(&self, request: &SetRequest) -> Result<(), ClientError> {
+        let mut form =
+            vec![("env", request.env.clone()), ("appid", request.appid.clone()), ("zone", request.zone.clone())];
+        form.extend(request.hostnames.iter().map(|h| ("hostname", h.clone())));
+        if let Some(status) = request.status {
+            form.extend(request.hostnames.iter().map(|_| ("status", status.to_string())));
+        }
+        if let Some(metadata) = &request.metadata {
+            let json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_string());
+            form.extend(request.hostnames.iter().map(|_| ("metadata", json.clone())));
+        }
+        self.write("/discovery/set", form).await
+    }
+
+    /// `GET /discovery/fetch`: the app's instances (`status`: 1 up, 2 waiting, 3 both).
+    pub async fn fetch(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: Option<&str>,
+        status: u32,
+    ) -> Result<InstanceInfo, ClientError> {
+        self.fetch_with(env, appid, zone, status, false).await
+    }
+
+    /// [`Client::fetch`] with `consistent=1`: linearizable (it reflects every write acknowledged before).
+    pub async fn fetch_consistent(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: Option<&str>,
+        status: u32,
+    ) -> Result<InstanceInfo, ClientError> {
+        self.fetch_with(env, appid, zone, status, true).await
+    }
+
+    async fn fetch_with(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: Option<&str>,
+        status: u32,
+        consistent: bool,
+    ) -> Result<InstanceInfo, ClientError> {
+        let mut query = vec![("env", env.to_string()), ("appid", appid.to_string()), ("status", status.to_string())];
+        if let Some(zone) = zone {
+            query.push(("zone", zone.to_string()));
+        }
+        if consistent {
+            query.push(("consistent", "1".to_string()));
+        }
+        let (server, answer) = self.get::<InstanceInfo>("/discovery/fetch", &query, self.call_timeout).await?;
+        data(&server, answer)
+    }
+
+    /// `GET /discovery/fetchs`: several apps at once.
+    pub async fn fetchs(
+        &self,
+        env: &str,
+        appids: &[&str],
+        zone: Option<&str>,
+        status: u32,
+    ) -> Result<BTreeMap<String, InstanceInfo>, ClientError> {
+        let mut query = vec![("env", env.to_string()), ("status", status.to_string())];
+        query.extend(appids.iter().map(|a| ("appid", (*a).to_string())));
+        if let Some(zone) = zone {
+            query.push(("zone", zone.to_string()));
+        }
+        let (server, answer) =
+            self.get::<BTreeMap<String, Option<InstanceInfo>>>("/discovery/fetchs", &query, self.call_timeout).await?;
+        let apps = data(&server, answer)?;
+        Ok(apps.into_iter().filter_map(|(appid, info)| info.map(|info| (appid, info))).collect())
     }
 
     /// `GET /discovery/polls` for one app: wait until its cursor passes `latest_timestamp`.
@@ -177,55 +342,138 @@ impl Client {
         hostname: &str,
         latest_timestamp: i64,
     ) -> Result<Poll, ClientError> {
-        let query = [
-            ("env", env.to_string()),
-            ("appid", appid.to_string()),
-            ("hostname", hostname.to_string()),
-            ("latest_timestamp", latest_timestamp.to_string()),
-        ];
-        let request = self.http.get(self.url("/discovery/polls")).query(&query).timeout(POLL_TIMEOUT);
-        let answer: Envelope<BTreeMap<String, InstanceInfo>> = self.send(request).await?;
-        match answer.code {
-            -304 => Ok(Poll::NotModified),
-            0 => Ok(answer.data.and_then(|mut apps| apps.remove(appid)).map_or(Poll::Unknown, Poll::Changed)),
-            code => Err(ClientError::Code { server: self.server.clone(), code, message: answer.message }),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server)
-    }
-
-    async fn write(&self, path: &str, form: &[(&str, String)]) -> Result<(), ClientError> {
-        let mut request = self.http.post(self.url(path)).form(form).timeout(CALL_TIMEOUT);
-        if let Some(token) = &self.api_token {
-            request = request.bearer_auth(token);
-        }
-        let answer: Envelope<Value> = self.send(request).await?;
-        match answer.code {
-            0 => Ok(()),
-            code => Err(ClientError::Code { server: self.server.clone(), code, message: answer.message }),
-        }
-    }
-
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<Envelope<T>, ClientError> {
-        let transport =
-            |e: reqwest::Error| ClientError::Transport { server: self.server.clone(), reason: e.to_string() };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
-            server: self.server.clone(),
-            reason: format!("HTTP {status}: {e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+        let answer = self.polls(env, hostname, &[(appid.to_string(), latest_timestamp)]).await?;
+        Ok(match answer.changed.into_iter().find(|(a, _)| a == appid) {
+            Some((_, info)) => Poll::Changed(info),
+            None if answer.not_modified => Poll::NotModified,
+            None => Poll::Unknown,
         })
     }
 
-    fn data<T>(&self, answer: Envelope<T>) -> Result<T, ClientError> {
-        if answer.code != 0 {
-            return Err(ClientError::Code { server: self.server.clone(), code: answer.code, message: answer.message });
+    /// `GET /discovery/polls`: wait until one of the apps' cursors passes the one given with it.
+    pub async fn polls(&self, env: &str, hostname: &str, apps: &[(String, i64)]) -> Result<Polls, ClientError> {
+        let mut query = vec![("env", env.to_string()), ("hostname", hostname.to_string())];
+        query.extend(apps.iter().map(|(appid, _)| ("appid", appid.clone())));
+        query.extend(apps.iter().map(|(_, cursor)| ("latest_timestamp", cursor.to_string())));
+        let (server, answer) =
+            self.get::<BTreeMap<String, InstanceInfo>>("/discovery/polls", &query, self.poll_timeout).await?;
+        let unknown = answer
+            .error
+            .as_ref()
+            .and_then(|e| e.get("-404"))
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        match answer.code {
+            -304 => Ok(Polls { not_modified: true, ..Polls::default() }),
+            0 => Ok(Polls { changed: answer.data.unwrap_or_default(), unknown, not_modified: false }),
+            code => Err(ClientError::Code { server, code, message: answer.message }),
         }
-        answer.data.ok_or_else(|| ClientError::BadAnswer { server: self.server.clone(), reason: "no data".into() })
     }
+
+    /// `GET /discovery/nodes`: the servers that can serve.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClientError> {
+        let (server, answer) = self.get::<Vec<NodeInfo>>("/discovery/nodes", &[], self.call_timeout).await?;
+        data(&server, answer)
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<(String, Envelope<T>), ClientError> {
+        self.with_failover(Retry::Read, |http, server| {
+            http.get(format!("http://{server}{path}")).query(query).timeout(timeout)
+        })
+        .await
+    }
+
+    async fn write(&self, path: &str, form: Vec<(&str, String)>) -> Result<(), ClientError> {
+        let (server, answer) = self
+            .with_failover::<Value>(Retry::Write, |http, server| {
+                let request = http.post(format!("http://{server}{path}")).form(&form).timeout(self.call_timeout);
+                match &self.api_token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                }
+            })
+            .await?;
+        match answer.code {
+            0 => Ok(()),
+            code => Err(ClientError::Code { server, code, message: answer.message }),
+        }
+    }
+
+    /// Send the request `build` makes for a node, from the current node on, moving on after a transport
+    /// failure as `retry` allows; the node that answered and its envelope.
+    async fn with_failover<T: DeserializeOwned>(
+        &self,
+        retry: Retry,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(String, Envelope<T>), ClientError> {
+        let nodes = self.node_list();
+        if nodes.is_empty() {
+            return Err(ClientError::Transport { server: "-".into(), reason: "no node to call".into() });
+        }
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for offset in 0..nodes.len() {
+            let at = (start + offset) % nodes.len();
+            let server = &nodes[at];
+            match build(&self.http, server).send().await {
+                Ok(response) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return decode(server, response).await.map(|answer| (server.clone(), answer));
+                }
+                Err(err) => {
+                    let may_retry = retry == Retry::Read || err.is_connect();
+                    last = Some(ClientError::Transport { server: server.clone(), reason: transport_reason(&err) });
+                    if !may_retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Transport { server: "-".into(), reason: "no node answered".into() }))
+    }
+
+    fn admin_request(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cluster_token {
+            Some(token) => request.header(TOKEN_HEADER, token),
+            None => request,
+        }
+    }
+}
+
+/// Read the answer as a bilibili envelope.
+async fn decode<T: DeserializeOwned>(server: &str, response: reqwest::Response) -> Result<Envelope<T>, ClientError> {
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Transport { server: server.to_string(), reason: transport_reason(&e) })?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
+        server: server.to_string(),
+        reason: format!("HTTP {status}: {e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+    })
+}
+
+fn transport_reason(err: &reqwest::Error) -> String {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    reason
+}
+
+fn data<T>(server: &str, answer: Envelope<T>) -> Result<T, ClientError> {
+    if answer.code != 0 {
+        return Err(ClientError::Code { server: server.to_string(), code: answer.code, message: answer.message });
+    }
+    answer.data.ok_or_else(|| ClientError::BadAnswer { server: server.to_string(), reason: "no data".into() })
 }
 
 fn key_form(key: &InstanceKey) -> Vec<(&'static str, String)> {

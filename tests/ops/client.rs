@@ -4,8 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use discovery::client::{Client, Poll, Registration};
-use discovery::registry::model::InstanceKey;
+use discovery::client::{Client, InstanceKey, Poll, Registration};
 use serde_json::Value;
 
 use crate::metrics::sample;
@@ -154,4 +153,133 @@ async fn library_client_round_trip() {
     let unreachable = Client::new("127.0.0.1:1").fetch("dev", "x", None, 1).await.expect_err("nothing listens");
     assert!(matches!(unreachable, discovery::client::ClientError::Transport { .. }), "{unreachable}");
     node.stop().await;
+}
+
+fn key(host: &str) -> InstanceKey {
+    InstanceKey::new("dev", "typed.svc", "z1", host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_client_covers_every_endpoint() {
+    use discovery::client::SetRequest;
+    let node = TestNode::start(|c| c.poll_timeout = Duration::from_millis(300)).await;
+    let client = Client::new(&node.addr);
+    for host in ["a", "b"] {
+        client.register(&Registration::new(key(host), ["http://10.0.0.1:1"])).await.expect("register");
+    }
+    node.register("dev", "other.svc", "c").await;
+    // set: drain one host; fetch sees it waiting, status=1 leaves it out.
+    let drain = SetRequest {
+        env: "dev".into(),
+        appid: "typed.svc".into(),
+        zone: "z1".into(),
+        hostnames: vec!["a".into()],
+        status: Some(2),
+        metadata: Some([("weight".to_string(), "0".to_string())].into()),
+    };
+    client.set(&drain).await.expect("set");
+    let all = client.fetch("dev", "typed.svc", None, 3).await.expect("fetch");
+    let a = all.all().find(|i| i.hostname == "a").expect("a");
+    assert_eq!((a.status, a.metadata.as_ref().map(|m| m["weight"].as_str())), (2, Some("0")));
+    let up = client.fetch_consistent("dev", "typed.svc", None, 1).await.expect("consistent fetch");
+    assert_eq!(up.all().map(|i| i.hostname.as_str()).collect::<Vec<_>>(), ["b"]);
+    // fetchs: several apps; an unknown one is simply absent.
+    let apps = client.fetchs("dev", &["typed.svc", "other.svc", "nope"], None, 3).await.expect("fetchs");
+    assert_eq!(apps.keys().collect::<Vec<_>>(), ["other.svc", "typed.svc"]);
+    // polls: changed apps with their cursors, unknown ones listed.
+    let polls =
+        client.polls("dev", "me", &[("typed.svc".to_string(), 0), ("nope".to_string(), 0)]).await.expect("polls");
+    assert!(polls.changed.contains_key("typed.svc"), "{polls:?}");
+    assert_eq!(polls.unknown, ["nope"]);
+    // nodes and the operator routes.
+    let nodes = client.nodes().await.expect("nodes");
+    assert_eq!(nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>(), [node.addr.as_str()]);
+    let status = client.status_of(&node.addr).await.expect("status");
+    assert_eq!((status.role.as_str(), status.leader_addr()), ("Leader", Some(node.addr.as_str())));
+    assert_eq!(client.digest_of(&node.addr).await.expect("digest").instances, 3);
+    client.health_of(&node.addr).await.expect("healthy");
+    client.request_snapshot(&node.addr).await.expect("snapshot requested");
+    // A write the server refuses is a typed error with its code.
+    let refused = client.cancel(&key("never")).await.expect_err("unknown instance");
+    assert!(refused.is_not_found(), "{refused}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_moves_past_a_dead_node() {
+    let node = TestNode::start(|_| {}).await;
+    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    let client = Client::builder([dead.clone(), node.addr.clone()]).build();
+    assert_eq!(client.server(), dead);
+    // A write whose connection is refused never reached a node: it goes to the next one.
+    client.register(&Registration::new(key("fo"), ["http://10.0.0.1:1"])).await.expect("register past the dead node");
+    assert_eq!(client.server(), node.addr, "the node that answered is used next");
+    assert!(client.fetch("dev", "typed.svc", None, 3).await.is_ok());
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_registration_renews_comes_back_after_an_eviction_and_cancels_on_stop() {
+    let node = TestNode::start(|_| {}).await;
+    let client = Client::new(&node.addr);
+    let registered =
+        client.keep_registered(Registration::new(key("kept"), ["http://10.0.0.1:1"]), Duration::from_millis(100)).await;
+    let registered = registered.expect("first register");
+    wait_until(WAIT, "renews", || async {
+        let text = node.http.get(node.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+        sample(&text, r#"discovery_registry_renews_total{result="renewed"}"#).is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    // Gone from the registry (as after an eviction): the next renew answers -404 and the loop registers again.
+    client.cancel(&key("kept")).await.expect("cancel behind its back");
+    wait_until(WAIT, "the instance to be registered again", || async {
+        client.fetch("dev", "typed.svc", None, 3).await.is_ok_and(|i| i.all().any(|i| i.hostname == "kept"))
+    })
+    .await;
+    assert_eq!(registered.last_error(), None);
+    registered.stop().await.expect("stop cancels");
+    let gone = client.fetch("dev", "typed.svc", None, 3).await.expect_err("cancelled");
+    assert!(gone.is_not_found());
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_reports_each_change_and_follows_the_node_list() {
+    use discovery::client::Watcher;
+    let node = TestNode::start(|c| c.poll_timeout = Duration::from_millis(500)).await;
+    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    // It starts on a node that is not there: the poll moves on to the live node by itself.
+    let client = Client::builder([dead.clone(), node.addr.clone()]).build();
+    let mut watcher =
+        Watcher::new(client.clone(), "dev", "me", ["typed.svc"]).follow_nodes(true).backoff(Duration::from_millis(50));
+    client.register(&Registration::new(key("w1"), ["http://10.0.0.1:1"])).await.expect("register");
+    let first = loop {
+        match tokio::time::timeout(WAIT, watcher.next()).await.expect("a change in time") {
+            Ok(change) => break change,
+            Err(err) => assert!(err.is_transport(), "only the dead node fails: {err}"),
+        }
+    };
+    assert_eq!(first.appid, "typed.svc");
+    assert_eq!(first.info.all().map(|i| i.hostname.as_str()).collect::<Vec<_>>(), ["w1"]);
+    assert_eq!((watcher.failures(), client.server()), (0, node.addr.clone()));
+    assert_eq!(client.node_list(), std::slice::from_ref(&node.addr), "the node list is what infra.discovery lists");
+    client.register(&Registration::new(key("w2"), ["http://10.0.0.1:1"])).await.expect("register");
+    let second = tokio::time::timeout(WAIT, watcher.next()).await.expect("in time").expect("change");
+    assert_eq!(second.info.all().count(), 2);
+    assert!(second.info.latest_timestamp > first.info.latest_timestamp);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_with_no_reachable_node_reports_each_failure_after_its_backoff() {
+    use discovery::client::Watcher;
+    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut watcher = Watcher::new(Client::new(&dead), "dev", "me", ["x"]).backoff(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let err = watcher.next().await.expect_err("nothing listens");
+        assert!(err.is_transport(), "{err}");
+    }
+    assert_eq!(watcher.failures(), 2);
+    assert!(started.elapsed() >= Duration::from_millis(400), "no tight loop: {:?}", started.elapsed());
 }
