@@ -68,10 +68,26 @@ pub struct ClusterArgs {
 pub enum ClusterAction {
     /// Show each member, its role and the leader.
     Status,
-    /// Add a running node (started with its own --id and no --peers) as a learner, wait until it has
-    /// caught up, then make it a voter.
+    /// Add a running node (started with its own --id and --join) as a learner, wait until it has
+    /// caught up, then make it a voter (with --learner: keep it a read replica).
     Add {
         /// The node to add (HOST:PORT); its id and zone are read from it.
+        #[arg(long)]
+        node: String,
+        /// Keep it a learner: a read replica that serves reads from its own copy, forwards writes to the
+        /// leader and never counts toward a quorum (one per zone for local reads).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make a learner (read replica) a voter, once it has caught up.
+    Promote {
+        /// The member to promote (HOST:PORT, as listed by `cluster status`).
+        #[arg(long)]
+        node: String,
+    },
+    /// Make a voter a learner (a read replica): it keeps serving reads and stops voting.
+    Demote {
+        /// The member to demote (HOST:PORT, as listed by `cluster status`).
         #[arg(long)]
         node: String,
     },
@@ -160,6 +176,11 @@ pub struct ServerArgs {
     /// How long a long poll waits for a change before answering -304.
     #[arg(long, env = "DISCOVERY_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub poll_timeout: Duration,
+
+    /// A node without contact with the leader (cut off from the voters) for this long reports `stale` on
+    /// /healthz; it keeps answering reads from its last state, with an `X-Discovery-Stale-Ms` header.
+    #[arg(long, env = "DISCOVERY_STALE_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub stale_after: Duration,
 
     /// Members of a new cluster, self included: ID=HOST:PORT[@ZONE],... Start every node with the same
     /// list; the lowest id initializes the cluster once, restarts never re-initialize.
@@ -269,6 +290,7 @@ impl ServerArgs {
             lease: pick!(lease),
             evict_interval: pick!(evict_interval),
             poll_timeout: pick!(poll_timeout),
+            stale_after: pick!(stale_after),
             protect_threshold: pick!(protect_threshold),
             peers: pick_opt!(peers).unwrap_or_default(),
             snapshot_logs: pick!(snapshot_logs),
@@ -345,7 +367,15 @@ mod tests {
         .expect("valid");
         let Some(Commands::Cluster(args)) = cli.command else { panic!("cluster command expected") };
         assert_eq!(args.server, "127.0.0.1:7171");
-        assert!(matches!(args.action, ClusterAction::Add { node } if node == "127.0.0.1:7474"));
+        assert!(matches!(args.action, ClusterAction::Add { node, learner: false } if node == "127.0.0.1:7474"));
+        let cli = Cli::try_parse_from(["discovery", "cluster", "add", "--learner", "--node", "h:1", "--server", "h:2"])
+            .expect("valid");
+        let Some(Commands::Cluster(args)) = cli.command else { panic!("cluster command expected") };
+        assert!(matches!(args.action, ClusterAction::Add { learner: true, .. }));
+        let cli =
+            Cli::try_parse_from(["discovery", "cluster", "demote", "--node", "h:1", "--server", "h:2"]).expect("valid");
+        let Some(Commands::Cluster(args)) = cli.command else { panic!("cluster command expected") };
+        assert!(matches!(args.action, ClusterAction::Demote { node } if node == "h:1"));
         assert!(Cli::try_parse_from(["discovery", "cluster", "add"]).is_err(), "--node is required");
     }
 

@@ -1,4 +1,4 @@
-//! `discovery cluster status|add|remove`: the operator routes through the library client
+//! `discovery cluster status|add|remove|promote|demote`: the operator routes through the library client
 //! ([`crate::client::Client`]'s admin calls).
 
 use crate::cli::{ClusterAction, ClusterArgs};
@@ -12,7 +12,9 @@ pub async fn run(args: ClusterArgs) -> Result<String, String> {
             .status_json_of(&args.server)
             .await
             .map(|status| serde_json::to_string_pretty(&status).unwrap_or_else(|_| status.to_string())),
-        ClusterAction::Add { node } => client.cluster_add(&args.server, &node).await,
+        ClusterAction::Add { node, learner } => client.cluster_add(&args.server, &node, learner).await,
+        ClusterAction::Promote { node } => client.cluster_promote(&args.server, &node).await,
+        ClusterAction::Demote { node } => client.cluster_demote(&args.server, &node).await,
         ClusterAction::Remove { node } => client.cluster_remove(&args.server, &node).await,
     };
     done.map_err(|e| e.to_string())

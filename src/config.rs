@@ -19,6 +19,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(90);
 pub const DEFAULT_EVICT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default long-poll wait before answering -304 (spec §2.9: 30 s, below the SDK's 40 s timeout).
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `--stale-after`: a few election timeouts, well under the SDK's 30 s poll, so a load balancer takes a
+/// cut-off replica out before its clients' leases are at risk.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(10);
 /// Default self-preservation threshold (spec §4.7).
 pub const DEFAULT_PROTECT_THRESHOLD: f64 = 0.85;
 /// Default zone, as kratos' `env` package defaults it.
@@ -110,6 +113,8 @@ pub struct Config {
     pub evict_interval: Duration,
     /// Long-poll wait before -304.
     pub poll_timeout: Duration,
+    /// Without contact with the leader for this long, `/healthz` reports `stale`.
+    pub stale_after: Duration,
     /// Self-preservation threshold in [0, 1); 0 turns self-preservation off.
     pub protect_threshold: f64,
     /// Raft timing.
@@ -148,6 +153,7 @@ impl Default for Config {
             lease: DEFAULT_LEASE,
             evict_interval: DEFAULT_EVICT_INTERVAL,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
+            stale_after: DEFAULT_STALE_AFTER,
             protect_threshold: DEFAULT_PROTECT_THRESHOLD,
             raft: RaftTimings::default(),
             peers: BTreeMap::new(),
@@ -287,6 +293,7 @@ impl Config {
             ("--lease", self.lease),
             ("--evict-interval", self.evict_interval),
             ("--poll-timeout", self.poll_timeout),
+            ("--stale-after", self.stale_after),
             ("--read-timeout", self.read_timeout),
         ] {
             if value.is_zero() {

@@ -9,8 +9,11 @@
 //!   in it; `[env] region` / `zone`, `[httpServer] addr` and `[httpServer] readTimeout` are `region`, `zone`,
 //!   `addr` and `read_timeout`. Saying the same thing twice (`addr` and `[httpServer] addr`) is refused.
 //! - The original's keys with no counterpart here (`[env] host` and `DeployEnv`, `[httpServer] timeout`,
-//!   `writeTimeout` and `network`, `[httpClient]`, `[log]`, `[zones]`, `enableprotect`, `scheduler`) are
+//!   `writeTimeout` and `network`, `[httpClient]`, `[log]`, an empty `[zones]`, `enableprotect`, `scheduler`) are
 //!   accepted so an existing file loads, and each one that is set is reported as ignored.
+//! - A `[zones]` that lists other zones' nodes is refused with what to write instead ([`ZONES_GUIDANCE`]): its
+//!   meaning (copy registrations to separate clusters) has no safe counterpart in one Raft cluster, and a
+//!   silently ignored replication setting would leave those zones without the registrations they expect.
 //! - Precedence is decided by the caller (`cli`): flags > environment > this file > defaults.
 
 use std::collections::BTreeMap;
@@ -47,6 +50,9 @@ pub struct FileConfig {
     /// `--poll-timeout`.
     #[serde(default, deserialize_with = "duration")]
     pub poll_timeout: Option<Duration>,
+    /// `--stale-after`.
+    #[serde(default, deserialize_with = "duration")]
+    pub stale_after: Option<Duration>,
     /// `--peers`, as the flag's text or an array of `ID=HOST:PORT[@ZONE]`.
     #[serde(default, deserialize_with = "peers")]
     pub peers: Option<BTreeMap<u64, Peer>>,
@@ -84,7 +90,8 @@ pub struct FileConfig {
     pub http_client: Option<toml::Table>,
     /// Original, ignored: `[log]` (logging is `--log-format` and `RUST_LOG`).
     pub log: Option<toml::Table>,
-    /// Original, ignored: `[zones]` (other zones' nodes; one cluster serves every zone here).
+    /// Original: `[zones]` (other zones' nodes, copied to by the original's replication). Refused when it
+    /// lists anything: here one cluster spans the zones (see [`ZONES_GUIDANCE`]); an empty table loads.
     pub zones: Option<toml::Table>,
     /// Original, ignored: init-protect mode.
     pub enableprotect: Option<bool>,
@@ -169,6 +176,13 @@ fn log_format<'de, D: Deserializer<'de>>(de: D) -> Result<Option<LogFormat>, D::
     String::deserialize(de)?.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
+/// What to write instead of the original's `[zones]`.
+pub const ZONES_GUIDANCE: &str = "the original copies registrations between separate clusters, one per zone; here \
+one Raft cluster spans the zones, so remove [zones] and make each zone's nodes members of that one cluster, each \
+started with its own `zone` (or --zone): voters spread over the zones (e.g. 2+2+1 over three sites survives the \
+loss of any one site), or read replicas in the other zones (start them with --join, then `discovery cluster add \
+--learner --node HOST:PORT --server ANY-MEMBER`); see the README's \"Zones\" section";
+
 impl FileConfig {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -185,6 +199,10 @@ impl FileConfig {
 
     /// Move the original's keys onto ours; refuse a setting given both ways.
     fn fold_original_keys(&mut self) -> Result<(), String> {
+        if let Some(zones) = self.zones.as_ref().filter(|z| !z.is_empty()) {
+            let listed: Vec<&str> = zones.keys().map(String::as_str).collect();
+            return Err(format!("[zones] lists {}: {ZONES_GUIDANCE}", listed.join(", ")));
+        }
         let env = self.env.take().unwrap_or_default();
         merge(&mut self.region, env.region, "region", "[env] region")?;
         merge(&mut self.zone, env.zone, "zone", "[env] zone")?;
@@ -211,7 +229,7 @@ impl FileConfig {
         };
         for (key, value) in &raw {
             match (key.to_ascii_lowercase().as_str(), value) {
-                ("httpclient" | "log" | "zones" | "enableprotect" | "scheduler", _) => note(None, key),
+                ("httpclient" | "log" | "enableprotect" | "scheduler", _) => note(None, key),
                 ("env", toml::Value::Table(t)) => t
                     .keys()
                     .filter(|k| matches!(k.to_ascii_lowercase().as_str(), "host" | "deployenv" | "deploy_env"))
@@ -245,6 +263,14 @@ fn file_error(path: &Path, message: String) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_originals_zones_are_refused_with_what_to_write_instead() {
+        let text = "[zones]\nsh002 = [\"10.0.0.2:7171\"]\n";
+        let err = FileConfig::parse(text).expect_err("a non-empty [zones] is refused");
+        assert!(err.contains("sh002") && err.contains("cluster add") && err.contains("--learner"), "{err}");
+        assert!(FileConfig::parse("[zones]\n").is_ok(), "an empty [zones] loads");
+    }
 
     #[test]
     fn our_keys_parse() {

@@ -19,7 +19,12 @@ pub fn routes() -> Router<AppState> {
 async fn renew(State(state): State<AppState>, Bind(arg): Bind<ArgRenew>) -> Result<Envelope<Instance>, ApiError> {
     // The leader judges locally; any other node (or a leader whose lessor is not active yet) asks the leader.
     let verdict = match renew_local(&state, &arg.key) {
-        RenewReply::NotLeader => state.renewals.renew(arg.key).await,
+        RenewReply::NotLeader => {
+            if let Some(why) = state.cut_off() {
+                return Err(ApiError::ServerErr(why));
+            }
+            state.renewals.renew(arg.key).await
+        }
         verdict => verdict,
     };
     let instance = match verdict {

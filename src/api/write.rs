@@ -24,6 +24,6 @@ pub fn route_error(err: RouteError) -> ApiError {
         RouteError::Unavailable(reason) => {
             ApiError::ServerErr(format!("the registry is unavailable ({reason}); retry later"))
         }
-        RouteError::DiskLow(reason) => ApiError::ServerErr(reason),
+        RouteError::DiskLow(reason) | RouteError::CutOff(reason) => ApiError::ServerErr(reason),
     }
 }

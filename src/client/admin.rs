@@ -23,6 +23,7 @@ struct AddMember<'a> {
     id: u64,
     addr: &'a str,
     zone: &'a str,
+    learner: bool,
 }
 
 #[derive(Serialize)]
@@ -98,16 +99,31 @@ impl Client {
 
     /// Add the running node at `node` (started with `--join`) to the cluster of `server`: its id and zone
     /// are read from it; the leader adds it as a learner, waits until it caught up, then makes it a voter.
-    /// The leader's message on success.
-    pub async fn cluster_add(&self, server: &str, node: &str) -> Result<String, ClientError> {
+    /// With `learner`, it stays a learner (a read replica that never votes). The leader's message on success.
+    pub async fn cluster_add(&self, server: &str, node: &str, learner: bool) -> Result<String, ClientError> {
         let joining = self.status_of(node).await?;
         let leader = self.leader_of(server).await?;
-        let body = AddMember { id: joining.id, addr: &joining.addr, zone: &joining.zone };
+        let body = AddMember { id: joining.id, addr: &joining.addr, zone: &joining.zone, learner };
         self.membership_change(&leader, "/admin/cluster/add", &body).await
     }
 
     /// Remove the member at `node` from the cluster of `server`. The leader's message on success.
     pub async fn cluster_remove(&self, server: &str, node: &str) -> Result<String, ClientError> {
+        self.change_member(server, node, "/admin/cluster/remove").await
+    }
+
+    /// Make the learner at `node` a voter once it has caught up. The leader's message on success.
+    pub async fn cluster_promote(&self, server: &str, node: &str) -> Result<String, ClientError> {
+        self.change_member(server, node, "/admin/cluster/promote").await
+    }
+
+    /// Make the voter at `node` a learner (a read replica). The leader's message on success.
+    pub async fn cluster_demote(&self, server: &str, node: &str) -> Result<String, ClientError> {
+        self.change_member(server, node, "/admin/cluster/demote").await
+    }
+
+    /// A change of the member at `node` named by its id, sent to the leader of `server`'s cluster.
+    async fn change_member(&self, server: &str, node: &str, path: &str) -> Result<String, ClientError> {
         let status = self.status_of(server).await?;
         let member = status.membership.iter().find(|m| m.addr == node).ok_or_else(|| ClientError::Refused {
             server: server.to_string(),
@@ -115,7 +131,7 @@ impl Client {
             message: format!("{node} is not a member of its cluster"),
         })?;
         let leader = self.leader_of(server).await?;
-        self.membership_change(&leader, "/admin/cluster/remove", &RemoveMember { id: member.id }).await
+        self.membership_change(&leader, path, &RemoveMember { id: member.id }).await
     }
 
     async fn membership_change<B: Serialize>(&self, leader: &str, path: &str, body: &B) -> Result<String, ClientError> {

@@ -1,7 +1,8 @@
 //! Operator routes: `GET /admin/status` (this node's Raft view) and `GET /healthz` (ready to serve).
 //!
 //! `/healthz` answers 200 only when the Raft core runs, the node is not stopping, its disk has the free
-//! space writes need, a leader is known and this node has applied everything it knows to be committed, so
+//! space writes need, a leader is known and reached (not `stale`: out of contact for `--stale-after`) and this
+//! node has applied everything it knows to be committed, so
 //! a load balancer never sends clients to a node that is dead, full or still replaying its log. Every 503
 //! says why in its body (one line).
 
@@ -51,8 +52,26 @@ pub struct MemberView {
     pub addr: String,
     /// Zone.
     pub zone: String,
-    /// Whether it votes (false for learners).
+    /// Whether it votes (false for learners: read replicas).
     pub voter: bool,
+    /// `leader`, `voter` or `learner`.
+    #[serde(default)]
+    pub role: String,
+    /// Listed to clients in `infra.discovery` and `/discovery/nodes` (it can serve), as this node judges.
+    #[serde(default)]
+    pub serving: bool,
+    /// It answered this node's liveness probes within the window (always true for this node itself).
+    #[serde(default)]
+    pub reachable: bool,
+    /// Its last applied log index, as it last reported it (`None`: not known here).
+    #[serde(default)]
+    pub applied: Option<u64>,
+    /// Entries it is behind what this node has applied (`None`: not known).
+    #[serde(default)]
+    pub lag_entries: Option<u64>,
+    /// How long ago this node applied the oldest entry it is missing, in milliseconds (0: it has all).
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
 }
 
 /// The body of `/admin/status`.
@@ -106,15 +125,56 @@ pub fn status_view(state: &AppState) -> StatusView {
         snapshot_index: m.snapshot.map(|l| l.index),
         membership: membership
             .nodes()
-            .map(|(id, node)| MemberView {
-                id: *id,
-                addr: node.addr.clone(),
-                zone: node.zone.clone(),
-                voter: voters.contains(id),
-            })
+            .map(|(id, node)| member_view(state, &m, *id, node, voters.contains(id)))
             .collect(),
         problem,
         disk: Some(state.disk.status()),
+    }
+}
+
+/// One member as this node sees it: its role, whether it serves, and how far it lags (from its last liveness
+/// report, or this node's own figures for itself; on the leader, openraft's replication progress when newer).
+fn member_view(
+    state: &AppState,
+    m: &openraft::RaftMetrics<u64, discovery_raft::ClusterNode>,
+    id: u64,
+    node: &discovery_raft::ClusterNode,
+    voter: bool,
+) -> MemberView {
+    let role = match (m.current_leader == Some(id), voter) {
+        (true, _) => "leader",
+        (false, true) => "voter",
+        (false, false) => "learner",
+    };
+    let me = id == m.id;
+    let (reachable, reported) = if me {
+        (true, m.last_applied.map(|l| l.index))
+    } else {
+        state
+            .liveness
+            .observation(id)
+            .map_or((false, None), |(reachable, report)| (reachable, report.and_then(|r| r.applied)))
+    };
+    // On the leader, what it has replicated to the member is fresher than the member's last report.
+    let replicated = m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.map(|l| l.index));
+    let applied = reported.max(replicated).or(reported);
+    let committed = m.last_applied.map(|l| l.index);
+    let lag_entries = applied.map(|a| committed.unwrap_or(0).saturating_sub(a));
+    let lag_ms = lag_entries.map(|_| {
+        let lag = state.applied_timeline.lag_behind(applied, tokio::time::Instant::now());
+        u64::try_from(lag.as_millis()).unwrap_or(u64::MAX)
+    });
+    MemberView {
+        id,
+        addr: node.addr.clone(),
+        zone: node.zone.clone(),
+        voter,
+        role: role.to_string(),
+        serving: state.liveness.is_listed(id),
+        reachable,
+        applied,
+        lag_entries,
+        lag_ms,
     }
 }
 
@@ -168,6 +228,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(committed) => committed,
         Err(why) => return unavailable(why),
     };
+    if let Some(away) = state.liveness.out_of_contact_for().filter(|away| *away >= state.config.stale_after) {
+        return unavailable(format!(
+            "stale: no contact with the leader for {:.1} s (cut off from the voters?); reads answer from the last \
+             state, writes are refused",
+            away.as_secs_f64()
+        ));
+    }
     match metrics.current_leader {
         None => unavailable("no leader".to_string()),
         Some(_) if !applies_within(&state, committed, APPLY_LAG).await => {

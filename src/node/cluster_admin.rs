@@ -1,5 +1,5 @@
-//! Run-time membership changes: `POST /admin/cluster/add` and `POST /admin/cluster/remove` (JSON bodies,
-//! behind the cluster token), executed on the leader.
+//! Run-time membership changes: `POST /admin/cluster/add`, `/admin/cluster/remove`, `/admin/cluster/promote`
+//! and `/admin/cluster/demote` (JSON bodies, behind the cluster token), executed on the leader.
 //!
 //! Invariants:
 //! - An add is refused before anything changes unless the id and the address are free and the node at the address
@@ -10,6 +10,10 @@
 //! - Add = learner first, then wait until the leader has replicated to it the entry that added it (by log
 //!   or snapshot), then promotion to voter: a new member never weakens the quorum while it is empty or
 //!   unreachable. A learner that does not catch up within `CATCH_UP_TIMEOUT` is removed again.
+//! - An add with `learner: true` stops after the catch-up: the node stays a read replica (an openraft learner:
+//!   it receives the log and serves reads, and never counts toward a quorum).
+//! - Promote makes a learner a voter only once it has caught up (same wait as an add); demote makes a voter a
+//!   learner (openraft `RemoveVoters` keeps it as a learner) and is refused for the last voter.
 //! - Remove drops the node from the membership entirely (voter and node), so it stops receiving the log.
 
 use std::collections::BTreeSet;
@@ -37,9 +41,12 @@ pub struct AddMember {
     pub addr: String,
     /// Its zone.
     pub zone: String,
+    /// Stop once it caught up: keep it as a learner (a read replica) instead of making it a voter.
+    #[serde(default)]
+    pub learner: bool,
 }
 
-/// Body of `/admin/cluster/remove`.
+/// Body of `/admin/cluster/remove`, `/admin/cluster/promote` and `/admin/cluster/demote`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoveMember {
     /// Id of the node to remove.
@@ -57,7 +64,11 @@ pub struct ChangeAnswer {
 
 /// Routes of this file.
 pub fn cluster_routes() -> Router<AppState> {
-    Router::new().route("/admin/cluster/add", post(add)).route("/admin/cluster/remove", post(remove))
+    Router::new()
+        .route("/admin/cluster/add", post(add))
+        .route("/admin/cluster/remove", post(remove))
+        .route("/admin/cluster/promote", post(promote))
+        .route("/admin/cluster/demote", post(demote))
 }
 
 async fn add(State(state): State<AppState>, Json(req): Json<AddMember>) -> Response {
@@ -108,13 +119,74 @@ async fn add(State(state): State<AppState>, Json(req): Json<AddMember>) -> Respo
             ),
         );
     }
+    if req.learner {
+        tracing::info!(id = req.id, addr = %req.addr, zone = %req.zone, "membership change: node added as a learner (read replica)");
+        return answer(StatusCode::OK, format!("node {} at {} is a learner (read replica)", req.id, req.addr));
+    }
     tracing::info!(id = req.id, addr = %req.addr, "learner caught up; promoting to voter");
-    match state.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.id])), false).await {
+    make_voter(&state, req.id, &req.addr).await
+}
+
+async fn make_voter(state: &AppState, id: u64, addr: &str) -> Response {
+    match state.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await {
         Ok(resp) => {
-            tracing::info!(id = req.id, index = resp.log_id.index, "membership change: node added as voter");
-            answer(StatusCode::OK, format!("node {} at {} is a voter", req.id, req.addr))
+            tracing::info!(id, index = resp.log_id.index, "membership change: node made a voter");
+            answer(StatusCode::OK, format!("node {id} at {addr} is a voter"))
         }
-        Err(err) => change_failed(&state, "promote to voter", err),
+        Err(err) => change_failed(state, "promote to voter", err),
+    }
+}
+
+/// `POST /admin/cluster/promote`: a learner that has caught up becomes a voter.
+async fn promote(State(state): State<AppState>, Json(req): Json<RemoveMember>) -> Response {
+    let Ok(_change) = state.membership_change.try_lock() else {
+        return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
+    };
+    let view = status_view(&state);
+    let Some(member) = view.membership.iter().find(|m| m.id == req.id) else {
+        return answer(StatusCode::NOT_FOUND, format!("node {} is not a member", req.id));
+    };
+    if member.voter {
+        return answer(StatusCode::OK, format!("node {} at {} is already a voter", req.id, member.addr));
+    }
+    let target = state.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    if !learner_caught_up(&state, req.id, target).await {
+        return answer(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "node {} at {} did not catch up to index {target} within {CATCH_UP_TIMEOUT:?}; it stays a learner",
+                req.id, member.addr
+            ),
+        );
+    }
+    make_voter(&state, req.id, &member.addr).await
+}
+
+/// `POST /admin/cluster/demote`: a voter becomes a learner (keeps replicating and serving reads, stops voting).
+async fn demote(State(state): State<AppState>, Json(req): Json<RemoveMember>) -> Response {
+    let Ok(_change) = state.membership_change.try_lock() else {
+        return answer(StatusCode::CONFLICT, "another membership change is in progress; retry when it is done".into());
+    };
+    let view = status_view(&state);
+    let Some(member) = view.membership.iter().find(|m| m.id == req.id) else {
+        return answer(StatusCode::NOT_FOUND, format!("node {} is not a member", req.id));
+    };
+    if !member.voter {
+        return answer(StatusCode::OK, format!("node {} at {} is already a learner", req.id, member.addr));
+    }
+    if view.membership.iter().filter(|m| m.voter).count() == 1 {
+        return answer(
+            StatusCode::CONFLICT,
+            format!("node {} is the last voter; promote another member first", req.id),
+        );
+    }
+    // openraft's RemoveVoters keeps the removed voters as learners (`retain`).
+    match state.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([req.id])), true).await {
+        Ok(resp) => {
+            tracing::info!(id = req.id, index = resp.log_id.index, "membership change: node demoted to learner");
+            answer(StatusCode::OK, format!("node {} at {} is a learner (read replica)", req.id, member.addr))
+        }
+        Err(err) => change_failed(&state, "demote", err),
     }
 }
 

@@ -14,6 +14,7 @@
 //! - One info line per eviction batch and per self-preservation switch (on or off), so an operator can tell
 //!   from the log why instances went or stayed.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio_util::sync::CancellationToken;
 
+use super::liveness::Liveness;
 use super::metrics::ResultLabel;
 use super::proposer::now_ns;
 use super::state_machine::RegistryState;
@@ -148,10 +150,18 @@ impl Lessor {
         self.lock().demote();
     }
 
-    fn tick(&self, registry: &RegistryState) -> Vec<(InstanceKey, u64)> {
+    fn tick(&self, registry: &RegistryState, cut_zones: BTreeSet<String>) -> Vec<(InstanceKey, u64)> {
         let now = self.now();
         let mut lessor = self.lock();
         lessor.on_applied(&registry.drain_lease_events(), now);
+        let newly_cut: Vec<&String> = cut_zones.difference(lessor.cut_zones()).collect();
+        if !newly_cut.is_empty() {
+            tracing::warn!(zones = ?newly_cut, "zones cut off from the leader: their expired leases are held, not evicted");
+        }
+        let healed = lessor.set_cut_zones(now, cut_zones);
+        if !healed.is_empty() {
+            tracing::info!(zones = ?healed, "zones reachable again: their leases run a whole lease from now");
+        }
         lessor.tick(now)
     }
 
@@ -165,7 +175,13 @@ impl Lessor {
 }
 
 /// Run until `shutdown`: idle while follower, keep leases while leader.
-pub async fn run(lessor: Arc<Lessor>, raft: Raft, registry: Arc<RegistryState>, shutdown: CancellationToken) {
+pub async fn run(
+    lessor: Arc<Lessor>,
+    raft: Raft,
+    registry: Arc<RegistryState>,
+    liveness: Arc<Liveness>,
+    shutdown: CancellationToken,
+) {
     let mut metrics = raft.metrics();
     loop {
         // Wait to become leader.
@@ -194,7 +210,7 @@ pub async fn run(lessor: Arc<Lessor>, raft: Raft, registry: Arc<RegistryState>, 
         lessor.confirm(started);
         tracing::info!(term, "lessor active: leader confirmed, leases granted the post-election grace");
         let stopped = tokio::select! {
-            stopped = serve_term(&lessor, &raft, &registry, term, &mut metrics, &shutdown) => stopped,
+            stopped = serve_term(&lessor, &raft, &registry, &liveness, term, &mut metrics, &shutdown) => stopped,
             never = keep_leadership_confirmed(&lessor, &raft) => match never {},
         };
         lessor.confirmed_at.store(0, Ordering::SeqCst);
@@ -211,6 +227,7 @@ async fn serve_term(
     lessor: &Lessor,
     raft: &Raft,
     registry: &RegistryState,
+    liveness: &Liveness,
     term: u64,
     metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, discovery_raft::ClusterNode>>,
     shutdown: &CancellationToken,
@@ -233,7 +250,7 @@ async fn serve_term(
             // up to 130 ms, renews included.
             _ = registry.lease_events_collected() => lessor.absorb(registry),
             _ = ticker.tick() => {
-                let victims = lessor.tick(registry);
+                let victims = lessor.tick(registry, cut_zones(raft, liveness));
                 log_protection_switch(lessor, &mut protected);
                 if victims.is_empty() {
                     continue;
@@ -248,6 +265,15 @@ async fn serve_term(
             }
         }
     }
+}
+
+/// Zones whose every member this leader finds unreachable: their instances' renews may be stuck behind the cut.
+fn cut_zones(raft: &Raft, liveness: &Liveness) -> BTreeSet<String> {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let my_zone = membership.get_node(&metrics.id).map(|n| n.zone.as_str()).unwrap_or_default();
+    let others = membership.nodes().filter(|(id, _)| **id != metrics.id).map(|(id, n)| (*id, n.zone.as_str()));
+    liveness.unreachable_zones(my_zone, others)
 }
 
 /// While leader: confirm leadership with a quorum every heartbeat, so renews are judged only under a fresh

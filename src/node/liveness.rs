@@ -55,6 +55,11 @@ struct Inner {
     committed_last_round: Option<u64>,
     verdict: Option<Verdict>,
     last_connected: Option<BTreeSet<u64>>,
+    /// The first of the rounds since then that found this node out of contact with the leader (`None`: the
+    /// last round found it in contact; see [`Liveness::out_of_contact_for`]).
+    contact_lost_at: Option<Duration>,
+    /// When a round last found it in contact (`None`: never since start).
+    last_contact: Option<Duration>,
 }
 
 impl Default for Liveness {
@@ -75,6 +80,51 @@ impl Liveness {
     /// The members to list to clients; `None` before the first verdict (list every member).
     pub fn listed(&self) -> Option<BTreeSet<u64>> {
         self.lock().verdict.as_ref().map(|v| v.listed.clone())
+    }
+
+    /// What the last probes of `id` found: whether it answered within the window, and its last report.
+    pub fn observation(&self, id: u64) -> Option<(bool, Option<SelfReport>)> {
+        let inner = self.lock();
+        let now = self.now();
+        inner.peers.get(&id).map(|o| (o.answered_at.is_some_and(|at| now.saturating_sub(at) <= WINDOW), o.report))
+    }
+
+    /// Zones cut off from this node: zones (other than `my_zone`) that have members, every one of which this
+    /// node has probed and found unreachable. A member never probed yet counts as reachable (nothing known).
+    pub fn unreachable_zones<'a>(
+        &self,
+        my_zone: &str,
+        members: impl IntoIterator<Item = (u64, &'a str)>,
+    ) -> BTreeSet<String> {
+        let inner = self.lock();
+        let now = self.now();
+        let mut reachable_zones = BTreeSet::new();
+        let mut zones = BTreeSet::new();
+        for (id, zone) in members {
+            zones.insert(zone.to_string());
+            let unreachable =
+                inner.peers.get(&id).is_some_and(|o| o.answered_at.is_none_or(|at| now.saturating_sub(at) > WINDOW));
+            if !unreachable {
+                reachable_zones.insert(zone.to_string());
+            }
+        }
+        zones.into_iter().filter(|z| z != my_zone && !reachable_zones.contains(z)).collect()
+    }
+
+    /// Whether `id` is listed to clients (every member is, before the first verdict).
+    pub fn is_listed(&self, id: u64) -> bool {
+        self.lock().verdict.as_ref().is_none_or(|v| v.listed.contains(&id))
+    }
+
+    /// How long this node has been out of contact with the leader: it cannot reach a majority of the voters,
+    /// or it cannot reach the leader it knows (or knows none), and every round for a whole [`WINDOW`] found
+    /// so. `None` while in contact, and before that. Measured from the last round that found it in contact.
+    pub fn out_of_contact_for(&self) -> Option<Duration> {
+        let inner = self.lock();
+        let now = self.now();
+        // One round is not enough: a round right after a membership change judges peers not probed yet.
+        let lost_at = inner.contact_lost_at.filter(|at| now.saturating_sub(*at) >= WINDOW)?;
+        Some(now.saturating_sub(inner.last_contact.unwrap_or(lost_at).min(lost_at)))
     }
 
     /// This node reaches a majority of the voters (true until judged otherwise).
@@ -152,14 +202,14 @@ async fn round(state: &AppState, rules: &Rules, probe: bool) {
         return;
     }
     let (me_serving, _, committed) = own_state(state).await;
-    let (me, members, voters, peers) = {
+    let (me, members, voters, peers, leader) = {
         let metrics = state.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let members: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let peers: Vec<(u64, String)> =
             membership.nodes().filter(|(id, _)| **id != metrics.id).map(|(id, n)| (*id, n.addr.clone())).collect();
-        (metrics.id, members, voters, peers)
+        (metrics.id, members, voters, peers, metrics.current_leader)
     };
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let peers = if probe { peers } else { Vec::new() };
@@ -195,6 +245,20 @@ async fn round(state: &AppState, rules: &Rules, probe: bool) {
         });
         if verdict.connected {
             inner.last_connected = Some(verdict.listed.clone());
+        }
+        let leader_reached = leader.is_some_and(|leader| {
+            leader == me
+                || inner
+                    .peers
+                    .get(&leader)
+                    .and_then(|o| o.answered_at)
+                    .is_some_and(|at| now.saturating_sub(at) <= WINDOW)
+        });
+        if verdict.connected && leader_reached {
+            inner.last_contact = Some(now);
+            inner.contact_lost_at = None;
+        } else if inner.contact_lost_at.is_none() {
+            inner.contact_lost_at = Some(now);
         }
         tracing::trace!(me_serving, ?committed, peers = ?inner.peers, ?verdict, "liveness round");
         let changed = inner.verdict.as_ref().map(|v| &v.listed) != Some(&verdict.listed);

@@ -119,11 +119,22 @@ mod tests {
     use super::*;
 
     fn member(id: u64, addr: &str, voter: bool) -> MemberView {
-        MemberView { id, addr: addr.into(), zone: "z".into(), voter }
+        MemberView {
+            id,
+            addr: addr.into(),
+            zone: "z".into(),
+            voter,
+            role: String::new(),
+            serving: true,
+            reachable: true,
+            applied: None,
+            lag_entries: None,
+            lag_ms: None,
+        }
     }
 
     fn add(id: u64, addr: &str) -> AddMember {
-        AddMember { id, addr: addr.into(), zone: "z".into() }
+        AddMember { id, addr: addr.into(), zone: "z".into(), learner: false }
     }
 
     #[test]

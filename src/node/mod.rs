@@ -14,6 +14,7 @@
 //! | raft events watch | nothing (logs and counts leader changes and snapshots) | cancel |
 //! | core supervisor (`health`) | nothing (stops the node if the Raft core dies) | cancel |
 //! | liveness prober | which members can serve (`infra.discovery`'s list and cursor) | cancel |
+//! | applied timeline | when this node applied what (members' lag in time) | cancel |
 //! | disk guard | the free-space verdict of the write path | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
 //!
@@ -21,6 +22,7 @@
 //! that keeps a request open), [`RunningNode::stop`] returns within [`SHUTDOWN_GRACE`] + 5 s.
 
 pub mod admin;
+pub mod applied_timeline;
 pub mod change_hub;
 pub mod cluster_admin;
 pub mod disk_guard;
@@ -43,6 +45,7 @@ pub mod route_gate;
 pub mod routing;
 pub mod server;
 pub mod serving_view;
+pub mod staleness;
 pub mod state_machine;
 pub mod write_forwarding;
 
@@ -133,6 +136,8 @@ pub struct NodeState {
     pub disk: Arc<DiskGuard>,
     /// Which members can serve clients (what `infra.discovery` lists).
     pub liveness: Arc<liveness::Liveness>,
+    /// When this node applied what (`/admin/status` members' lag in milliseconds).
+    pub applied_timeline: Arc<applied_timeline::AppliedTimeline>,
 }
 
 impl NodeState {
@@ -276,8 +281,14 @@ where
     });
     let lessor = Arc::new(Lessor::new(&config));
     let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals, &storage_metrics));
-    tasks.spawn(lessor::run(Arc::clone(&lessor), raft.clone(), Arc::clone(&registry), shutdown.clone()));
     let liveness = Arc::new(liveness::Liveness::default());
+    tasks.spawn(lessor::run(
+        Arc::clone(&lessor),
+        raft.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&liveness),
+        shutdown.clone(),
+    ));
     tasks.spawn(membership::watch_membership(
         raft.clone(),
         Arc::clone(&registry),
@@ -296,6 +307,8 @@ where
     tasks.spawn(async move {
         let _ = reads_task.await;
     });
+    let applied_timeline = Arc::new(applied_timeline::AppliedTimeline::default());
+    tasks.spawn(applied_timeline::run(Arc::clone(&applied_timeline), registry.applied_index(), shutdown.clone()));
     let membership_change = Arc::default();
     let state = AppState::new(NodeState {
         raft,
@@ -314,6 +327,7 @@ where
         health,
         disk,
         liveness,
+        applied_timeline,
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     tasks.spawn(liveness::run(state.clone(), shutdown.clone()));
@@ -386,6 +400,7 @@ pub fn router(state: AppState) -> Router {
     let health = Arc::clone(&state.health);
     let api_token = state.config.api_token.clone().map(Arc::<str>::from);
     let read_timeout = state.config.read_timeout;
+    let liveness = Arc::clone(&state.liveness);
     Router::new()
         .merge(crate::api::routes(api_token))
         .merge(crate::ui::routes())
@@ -398,6 +413,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         // A client gets `read_timeout` to send a body (the headers are timed by the server loop).
         .layer(axum::middleware::from_fn_with_state(read_timeout, server::body_deadline))
+        // Reads of a node cut off from the leader say how stale they may be (issue 14).
+        .layer(axum::middleware::from_fn_with_state(liveness, staleness::mark_stale))
         // A dead Raft core serves no registry state (see `health`).
         .layer(axum::middleware::from_fn_with_state(health, health::refuse_when_dead))
         // Outermost, so every answer is counted (401s of the token check and 404s included).

@@ -42,6 +42,10 @@ pub enum RouteError {
     /// The disk is (nearly) full: writes are refused until space is back (see `disk_guard`).
     #[error("{0}")]
     DiskLow(String),
+    /// This node has been out of contact with the leader for a while (its zone is cut off): refused at once
+    /// instead of waiting for a leader that cannot be reached.
+    #[error("{0}")]
+    CutOff(String),
 }
 
 impl From<ForwardError> for RouteError {
@@ -66,10 +70,28 @@ impl AppState {
         metrics.membership_config.membership().get_node(&metrics.id).is_some()
     }
 
+    /// Why this node refuses calls that need the leader at once: the last liveness round found it out of
+    /// contact with the leader, which takes the leader (or a majority of the voters) not answering a whole
+    /// window of probes (see `liveness::WINDOW`), so a single slow probe never refuses a write.
+    pub fn cut_off(&self) -> Option<String> {
+        let away = self.liveness.out_of_contact_for()?;
+        Some(format!(
+            "node {} (zone {}) has been cut off from the leader for {:.1} s (it cannot reach a majority of the voters, \
+             or the leader); writes and renews need the leader: retry on a node of another zone. Reads here answer \
+             from its last state",
+            self.config.id,
+            self.config.zone,
+            away.as_secs_f64()
+        ))
+    }
+
     /// Apply `command` through the leader and return its outcome.
     pub async fn write(&self, command: Command) -> Result<Outcome, RouteError> {
         if !self.is_member() {
             return Err(RouteError::NotMember);
+        }
+        if let Some(why) = self.cut_off() {
+            return Err(RouteError::CutOff(why));
         }
         self.disk.check_write().map_err(RouteError::DiskLow)?;
         let deadline = Instant::now() + self.leader_budget();
@@ -106,6 +128,9 @@ impl AppState {
 
     /// Wait until everything acknowledged before this call is applied here (read index from the leader).
     pub async fn linearize(&self) -> Result<(), RouteError> {
+        if let Some(why) = self.cut_off() {
+            return Err(RouteError::CutOff(why));
+        }
         let deadline = Instant::now() + self.leader_budget();
         let mut hint = leader(&self.raft, deadline).await?;
         loop {

@@ -161,6 +161,22 @@ impl LeaseTable {
         self.update(key, |lease| Lease { deadline, ..lease });
     }
 
+    /// Moves every lease of `zone` that ends before `deadline` to `deadline` (a zone cut off from the leader
+    /// heals: its instances get a whole lease to reach the leader again). The number of leases moved.
+    pub fn extend_zone(&mut self, zone: &str, deadline: Duration) -> usize {
+        let keys: Vec<Arc<InstanceKey>> = self
+            .by_deadline
+            .iter()
+            .take_while(|(at, _)| *at < deadline)
+            .filter(|(_, key)| key.zone == zone)
+            .map(|(_, key)| Arc::clone(key))
+            .collect();
+        for key in &keys {
+            self.postpone(key, deadline);
+        }
+        keys.len()
+    }
+
     /// Expired leases (`now > deadline`), earliest deadline first.
     pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&InstanceKey, &Lease)> + '_ {
         self.by_deadline

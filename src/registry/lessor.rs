@@ -10,6 +10,11 @@
 //!   (never forwarded: a deposed leader's eviction must fail);
 //! - [`Lessor::demote`] at once when leadership is lost.
 //!
+//! Zones cut off from the leader ([`Lessor::set_cut_zones`]): an expired lease of an instance in such a zone is
+//! not evicted (its renews may be stuck behind the cut) but postponed by `retry`, unless it passed the
+//! `ceiling`; when the zone comes back every lease of it gets a whole `lease` from that moment, so the
+//! instances' next renews reach the leader before anything is evicted (the lease grace covers the heal).
+//!
 //! Invariants: proposing an eviction postpones that lease by `retry`, so a proposal in flight is not
 //! proposed again; if it applies, the `Removed` event drops the lease; if it did not (lost leadership,
 //! or a register won the race), the lease either got refreshed by a `Registered` event or comes back
@@ -121,12 +126,14 @@ pub struct Lessor {
     table: LeaseTable,
     /// `Some` while this node is the confirmed leader.
     guard: Option<Guard>,
+    /// Zones none of whose registry nodes the leader reaches (see [`Lessor::set_cut_zones`]).
+    cut_zones: std::collections::BTreeSet<String>,
 }
 
 impl Lessor {
     /// An inactive lessor (a follower's).
     pub fn new(cfg: LessorConfig) -> Self {
-        Self { table: LeaseTable::new(cfg.lease), cfg, guard: None }
+        Self { table: LeaseTable::new(cfg.lease), cfg, guard: None, cut_zones: Default::default() }
     }
 
     /// True between [`promote`](Self::promote) and [`demote`](Self::demote).
@@ -144,6 +151,23 @@ impl Lessor {
     pub fn demote(&mut self) {
         self.table.clear();
         self.guard = None;
+        self.cut_zones.clear();
+    }
+
+    /// The zones last set by [`Lessor::set_cut_zones`].
+    pub fn cut_zones(&self) -> &std::collections::BTreeSet<String> {
+        &self.cut_zones
+    }
+
+    /// The zones the leader cannot reach now. A zone that was cut and is no longer gives each of its
+    /// leases at least a whole lease from `now`. Returns the zones that healed.
+    pub fn set_cut_zones(&mut self, now: Duration, zones: std::collections::BTreeSet<String>) -> Vec<String> {
+        let healed: Vec<String> = self.cut_zones.difference(&zones).cloned().collect();
+        for zone in &healed {
+            self.table.extend_zone(zone, now + self.cfg.lease);
+        }
+        self.cut_zones = zones;
+        healed
     }
 
     /// Extends the lease of `key`.
@@ -177,13 +201,28 @@ impl Lessor {
         let protected = guard.state(self.table.len()).protected;
         let budget = usize::try_from(guard.budget()).unwrap_or(usize::MAX).min(self.cfg.max_batch);
         let ceiling = self.cfg.ceiling;
-        let victims: Vec<(InstanceKey, u64)> = self
-            .table
-            .iter_expired(now)
-            .filter(|(_, lease)| !protected || now.saturating_sub(lease.renewed_at) > ceiling)
-            .take(budget)
-            .map(|(key, lease)| (key.clone(), lease.revision))
-            .collect();
+        let cut = &self.cut_zones;
+        let past_ceiling = |lease: &super::lease::Lease| now.saturating_sub(lease.renewed_at) > ceiling;
+        // Expired leases of cut zones are held (postponed below), not evicted; the scan of them is bounded
+        // per tick so a long cut of a big zone costs little per second.
+        let mut held = Vec::new();
+        let mut victims = Vec::new();
+        for (key, lease) in self.table.iter_expired(now) {
+            if victims.len() >= budget || held.len() >= self.cfg.max_batch * 4 {
+                break;
+            }
+            if protected && !past_ceiling(lease) {
+                continue;
+            }
+            if cut.contains(&key.zone) && !past_ceiling(lease) {
+                held.push(key.clone());
+            } else {
+                victims.push((key.clone(), lease.revision));
+            }
+        }
+        for key in &held {
+            self.table.postpone(key, now + self.cfg.retry);
+        }
         guard.record_evicted(victims.len());
         for (key, _) in &victims {
             self.table.postpone(key, now + self.cfg.retry);
@@ -235,6 +274,56 @@ mod tests {
     fn apply(l: &mut Lessor, victims: &[(InstanceKey, u64)], now: Duration) {
         let events: Vec<_> = victims.iter().map(|(k, _)| LeaseEvent::Removed(k.clone())).collect();
         l.on_applied(&events, now);
+    }
+
+    #[test]
+    fn a_cut_zone_is_not_evicted_and_gets_a_whole_lease_when_it_heals() {
+        // Self-preservation off, so only the zone rule can keep an expired instance.
+        let cfg = LessorConfig { guard: GuardConfig { ratio: 0.0, ..GuardConfig::default() }, ..cfg() };
+        let mut l = Lessor::new(cfg);
+        let a = key("dev", "demo", "zone-a", "a");
+        let b = key("dev", "demo", "zone-b", "b");
+        l.promote(secs(0), [(a.clone(), 1), (b.clone(), 1)]);
+        l.set_cut_zones(secs(30), ["zone-b".to_string()].into());
+        // Both stop renewing at t=0; lease 90 s + grace 10 s: both expire at t=100.
+        let mut evicted = Vec::new();
+        for t in (101..=400).step_by(1) {
+            let victims = l.tick(secs(t));
+            apply(&mut l, &victims, secs(t));
+            evicted.extend(victims.into_iter().map(|(k, _)| (k.zone, t)));
+        }
+        assert_eq!(evicted, vec![("zone-a".to_string(), 101)], "zone-b is held while cut");
+        assert_eq!(l.status().leases, 1);
+        // The cut heals at t=400: b gets a whole lease (until t=490) before it can go.
+        assert_eq!(l.set_cut_zones(secs(400), Default::default()), vec!["zone-b".to_string()]);
+        for t in 401..=489 {
+            assert!(l.tick(secs(t)).is_empty(), "evicted at {t}, within the lease after the heal");
+        }
+        assert_eq!(l.renew(&b, secs(450)), Renewal::Renewed, "its renew after the heal keeps it");
+        assert!(l.tick(secs(500)).is_empty());
+        let mut late = Vec::new();
+        for t in 541..=560 {
+            let victims = l.tick(secs(t));
+            apply(&mut l, &victims, secs(t));
+            late.extend(victims);
+        }
+        assert_eq!(late.len(), 1, "not renewed again after the heal: evicted a lease after its renew");
+    }
+
+    #[test]
+    fn a_cut_zone_past_the_ceiling_is_evicted() {
+        let cfg = LessorConfig { guard: GuardConfig { ratio: 0.0, ..GuardConfig::default() }, ..cfg() };
+        let mut l = Lessor::new(cfg);
+        let b = key("dev", "demo", "zone-b", "b");
+        l.promote(secs(0), [(b, 1)]);
+        l.set_cut_zones(secs(1), ["zone-b".to_string()].into());
+        let mut evicted = Vec::new();
+        for t in 3_590..3_620 {
+            let victims = l.tick(secs(t));
+            apply(&mut l, &victims, secs(t));
+            evicted.extend(victims);
+        }
+        assert_eq!(evicted.len(), 1, "the one-hour ceiling applies to cut zones too");
     }
 
     #[test]

@@ -410,6 +410,42 @@ impl TestCluster {
         id
     }
 
+    /// Start a new node in `zone` (next id, new port, empty dir, `--join`) and add it as a learner (a read
+    /// replica) with `discovery cluster add --learner`; returns once every live node sees it as a learner.
+    pub async fn add_learner(&mut self, zone: &str) -> u64 {
+        let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut node = self.new_proc(id, format!("127.0.0.1:{}", free_port()));
+            match node.args.iter().position(|a| a == "--zone") {
+                Some(at) => node.args[at + 1] = zone.to_string(),
+                None => node.args.extend(["--zone".to_string(), zone.to_string()]),
+            }
+            node.args.push("--join".to_string());
+            node.member = false;
+            self.nodes.insert(id, node);
+            self.node_mut(id).spawn();
+            match self.wait_responding(id, deadline).await {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => eprintln!("new node {id}: {e}; retrying on another port"),
+                Err(e) => panic!("new node {id}: {e}\n{}", self.logs()),
+            }
+        }
+        loop {
+            let leader = self.wait_for_leader(Duration::from_secs(10)).await;
+            let args = ["cluster", "add", "--learner", "--node", &self.addr(id), "--server", &self.addr(leader)];
+            match run_cli(&args, deadline.saturating_duration_since(Instant::now())).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => eprintln!("discovery {args:?}: {e}; retrying"),
+                Err(e) => panic!("discovery {args:?}: {e}\n{}", self.logs()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.node_mut(id).member = true;
+        self.wait_membership(|m| m.iter().any(|m| m.id == id && !m.voter), Duration::from_secs(30)).await;
+        id
+    }
+
     /// Add the running, non-member node `id` to the cluster with `discovery cluster add --node <its addr>
     /// --server <leader>` (learner, caught up, voter), retrying while another change runs or the leader
     /// moves, and wait until every live node sees it as a voter.

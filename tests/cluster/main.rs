@@ -7,7 +7,7 @@
 //! - [`api`]: the bilibili calls the tests make.
 //! - [`workload`]: bounded writer tasks that record every acknowledged register; [`renewers`]: bounded
 //!   renew tasks.
-//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`].
+//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`], [`zones`].
 //!
 //! # Running
 //! `cargo test --test cluster -- --nocapture` prints the measured figures (failover times, -500 latency on
@@ -27,3 +27,4 @@ mod liveness;
 mod membership;
 mod minority;
 mod reads;
+mod zones;
