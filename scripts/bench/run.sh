@@ -11,7 +11,9 @@
 #   --no-build  use the binaries already in target/release
 #   --no-etcd   skip the side-by-side etcd scenarios
 #   --scale N   instances of the scale scenario (default 1,000,000; 200,000 with --quick)
-#   --only WHAT base (every scenario of issue 7), scale (issue 12: N instances on three nodes), or both
+#   --only WHAT base (every scenario of issue 7), scale (issue 12: N instances on three nodes), zones (issue 14:
+#               read replicas: their lag under 10,000 registers/s, their read throughput), both (base and
+#               scale) or all
 #               (default)
 #   env DISCOVERY_BIN, BENCH_BIN: use these binaries instead of target/release/{discovery,discovery-bench}
 #
@@ -42,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --repeat=*) REPEAT="${1#--repeat=}" ;;
         --scale) SCALE="${2:?--scale needs a number}" && shift ;;
         --scale=*) SCALE="${1#--scale=}" ;;
-        --only) ONLY="${2:?--only needs base, scale or both}" && shift ;;
+        --only) ONLY="${2:?--only needs base, scale, zones, both or all}" && shift ;;
         --only=*) ONLY="${1#--only=}" ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'
@@ -62,10 +64,10 @@ else
     DUR=10s WARM=2s REPEAT="${REPEAT:-3}" POLL_ROUNDS=10 POLL_SETTLE=1s SCALE="${SCALE:-1000000}"
 fi
 case "$ONLY" in
-    base | scale | both) ;;
-    *) echo "run.sh: --only takes base, scale or both, not $ONLY" >&2 && exit 2 ;;
+    base | scale | zones | both | all) ;;
+    *) echo "run.sh: --only takes base, scale, zones, both or all, not $ONLY" >&2 && exit 2 ;;
 esac
-wants() { [[ "$ONLY" == both || "$ONLY" == "$1" ]]; }
+wants() { [[ "$ONLY" == all || "$ONLY" == "$1" || ( "$ONLY" == both && "$1" != zones ) ]]; }
 FAILOVER_TRIALS=5
 CLIENTS=64
 THREADS=1
@@ -449,6 +451,58 @@ if wants scale; then
         "$DISCOVERY" --addr "$F" --data-dir "$WORK/n$FOLLOWER" --lease 1h --id "$FOLLOWER" --peers "$PEERS"
     for i in 1 2 3; do stop "n$i"; done
     for i in 1 2 3 4; do rm -rf "$WORK/n$i"; done
+fi
+
+# ---------------------------------------------------------------- 6. zones (issue 14)
+if wants zones; then
+    log "zones: 3 voters (zone za) + 2 read replicas (learners, zone zb)"
+    read -r -a P <<< "$(bench free-ports 5)"
+    PEERS="1=127.0.0.1:${P[0]}@za,2=127.0.0.1:${P[1]}@za,3=127.0.0.1:${P[2]}@za"
+    NODES=("" "127.0.0.1:${P[0]}" "127.0.0.1:${P[1]}" "127.0.0.1:${P[2]}" "127.0.0.1:${P[3]}" "127.0.0.1:${P[4]}")
+    for i in 1 2 3; do rm -rf "$WORK/n$i"; start_node "n$i" "${NODES[$i]}" "$WORK/n$i" --id "$i" --zone za --peers "$PEERS"; done
+    VOTERS="${NODES[1]},${NODES[2]},${NODES[3]}"
+    LEAD=$(($(bench wait --nodes "$VOTERS") + 1))
+    L="${NODES[$LEAD]}"
+    FOLLOWER=$((LEAD % 3 + 1))
+    F="${NODES[$FOLLOWER]}"
+    for i in 4 5; do
+        rm -rf "$WORK/n$i"
+        start_node "n$i" "${NODES[$i]}" "$WORK/n$i" --id "$i" --zone zb --join
+        for _ in $(seq 1 100); do
+            "$DISCOVERY" cluster status --server "${NODES[$i]}" > /dev/null 2>&1 && break
+            sleep 0.1
+        done
+        "$DISCOVERY" cluster add --learner --node "${NODES[$i]}" --server "$L" > /dev/null
+    done
+    R="${NODES[4]}"
+    ALL5="$VOTERS,${NODES[4]},${NODES[5]}"
+    fixtures "$L"
+    bench wait --nodes "$ALL5" --caught-up > /dev/null
+    read -r -a ZCPU <<< "--cpu-pid=$(pid_of n1) --cpu-pid=$(pid_of n2) --cpu-pid=$(pid_of n3) --cpu-pid=$(pid_of n4) --cpu-pid=$(pid_of n5)"
+
+    log "zones: learner replication lag while the leader takes 10,000 registers/s"
+    bench lag --node "$L" --after 2s --duration 10s --json "$OUT/zones-lag.json" &
+    LAG_PID=$!
+    C=128 bench http --name zones-register-10k --rate 10000 --duration 12s --warmup 0s --repeat 1 --concurrency 128 \
+        --url "http://$L/discovery/register" --method POST \
+        --body-template "zone=z1&env=bench&appid=bench.z{n%100}&hostname=z-{n%$KEYS}&$REG_TAIL" \
+        "${ZCPU[@]}" --json "$OUT/zones-register-10k.json"
+    wait "$LAG_PID"
+    bench wait --nodes "$ALL5" --caught-up > /dev/null
+
+    log "zones: reads on a learner against a follower"
+    http zones-fetch100-learner --url "http://$R$FETCH100" "--cpu-pid=$(pid_of n4)"
+    http zones-fetch100-follower --url "http://$F$FETCH100" "--cpu-pid=$(pid_of "n$FOLLOWER")"
+    POLL_NOW='/discovery/polls?appid=bench.f100-0&env=bench&hostname=bench-poller&latest_timestamp=0'
+    http zones-polls-learner --url "http://$R$POLL_NOW" "--cpu-pid=$(pid_of n4)"
+    http zones-polls-follower --url "http://$F$POLL_NOW" "--cpu-pid=$(pid_of "n$FOLLOWER")"
+    log "zones: total read throughput over 3 nodes, then over 3 nodes + 2 learners"
+    http zones-fetch100-3nodes --url "http://${NODES[1]}$FETCH100,http://${NODES[2]}$FETCH100,http://${NODES[3]}$FETCH100" \
+        "${ZCPU[@]}"
+    http zones-fetch100-5nodes --url "http://${NODES[1]}$FETCH100,http://${NODES[2]}$FETCH100,http://${NODES[3]}$FETCH100,http://${NODES[4]}$FETCH100,http://${NODES[5]}$FETCH100" \
+        "${ZCPU[@]}"
+    for i in 1 2 3 4 5; do stop "n$i"; done
+    for i in 1 2 3 4 5; do rm -rf "$WORK/n$i"; done
 fi
 
 # ---------------------------------------------------------------- report

@@ -33,6 +33,8 @@ mod failover;
 mod footprint;
 #[path = "discovery-bench/join.rs"]
 mod join;
+#[path = "discovery-bench/lag.rs"]
+mod lag;
 #[path = "discovery-bench/load.rs"]
 mod load;
 #[path = "discovery-bench/polls.rs"]
@@ -81,6 +83,8 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Add a `--join` node with `discovery cluster add` and time it until every digest is equal.
     Join(join::JoinArgs),
+    /// Sample the leader's view of its learners' replication lag while a load runs.
+    Lag(lag::LagArgs),
     /// Wait until every node is healthy and agrees on a leader; print the leader's index.
     Wait(cluster::WaitArgs),
     /// Print the index (0-based, in --nodes order) of the current leader.
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
             Command::Footprint(args) => footprint::run(args).await,
             Command::Snapshot(args) => snapshot::run(args).await,
             Command::Join(args) => join::run(args).await,
+            Command::Lag(args) => lag::run(args).await,
             Command::Wait(args) => cluster::wait(args).await,
             Command::Leader(args) => cluster::leader(args).await,
             Command::FreePorts(_) | Command::Report(_) => Ok(()),

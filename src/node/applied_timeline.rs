@@ -8,7 +8,7 @@
 //! Invariants:
 //! - Samples are strictly increasing in index and non-decreasing in time; at most [`CAPACITY`] are kept
 //!   (the oldest go first), and a new sample is taken at most every [`RESOLUTION`], so the ring spans at
-//!   least `CAPACITY × RESOLUTION` (about 7 minutes) under any write load. A lag beyond the ring's span is
+//!   least `CAPACITY × RESOLUTION` (about 160 s) under any write load. A lag beyond the ring's span is
 //!   reported as the span (a lower bound), never as zero.
 //! - Pure: time is a parameter ([`AppliedTimeline::record`], [`AppliedTimeline::lag_behind`]).
 
@@ -21,9 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Samples kept.
-pub const CAPACITY: usize = 4096;
+pub const CAPACITY: usize = 16_384;
 /// Minimum time between two samples.
-pub const RESOLUTION: Duration = Duration::from_millis(100);
+pub const RESOLUTION: Duration = Duration::from_millis(10);
 
 /// The ring (behind a mutex held only for a few instructions).
 #[derive(Debug, Default)]
@@ -125,8 +125,8 @@ mod tests {
         let timeline = AppliedTimeline::default();
         let base = Instant::now();
         timeline.record(10, at(base, 0));
-        timeline.record(11, at(base, 10));
-        timeline.record(12, at(base, 20));
+        timeline.record(11, at(base, 3));
+        timeline.record(12, at(base, 6));
         assert_eq!(timeline.lock().len(), 1);
         assert_eq!(timeline.lag_behind(Some(9), at(base, 1_000)), Duration::from_millis(1_000));
     }

@@ -53,6 +53,10 @@ pub struct LoadOpts {
     /// Runs of the same load; the run with the median throughput is reported, with every run's rate.
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Pace the whole load at this many requests per second (request i starts no earlier than i / rate
+    /// after the start); 0 is a closed loop (each client sends as soon as its last answer came).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// A discovery node (HOST:PORT) whose Raft last_log_index is read before and after all runs.
     #[arg(long = "raft-status")]
     pub raft_status: Vec<String>,
@@ -248,6 +252,8 @@ struct Window {
     stop_issuing: Instant,
     limit: u64,
     first_n: u64,
+    /// Requests per second of the whole load (0: unpaced).
+    rate: f64,
 }
 
 struct WorkerOut {
@@ -291,6 +297,7 @@ pub async fn run_populate(args: PopulateArgs) -> Result<(), BoxError> {
         timeout: Duration::from_secs(30),
         start: args.start,
         repeat: 1,
+        rate: 0.0,
         raft_status: Vec::new(),
         cpu_pids: Vec::new(),
         metrics: Vec::new(),
@@ -408,6 +415,7 @@ async fn run_once(job: &Arc<Job>, load: &LoadOpts, first_n: u64) -> Result<(RunR
             stop_issuing: hard_stop,
             limit: count,
             first_n,
+            rate: load.rate,
         },
         None => {
             let measure_from = (start + load.warmup).min(hard_stop);
@@ -419,6 +427,7 @@ async fn run_once(job: &Arc<Job>, load: &LoadOpts, first_n: u64) -> Result<(RunR
                 stop_issuing: measure_until,
                 limit: load.max_requests,
                 first_n,
+                rate: load.rate,
             }
         }
     };
@@ -495,6 +504,13 @@ async fn worker(id: usize, job: Arc<Job>, window: Window, issued: Arc<AtomicU64>
         let i = issued.fetch_add(1, Ordering::Relaxed);
         if i >= window.limit {
             break;
+        }
+        if window.rate > 0.0 {
+            let due = window.start + Duration::from_secs_f64(i as f64 / window.rate);
+            if due >= window.stop_issuing {
+                break;
+            }
+            tokio::time::sleep_until(due).await;
         }
         let n = window.first_n + i;
         let path = match &constant_target {

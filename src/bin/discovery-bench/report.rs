@@ -207,6 +207,7 @@ pub fn run(args: ReportArgs) -> Result<(), BoxError> {
     startup_table(&mut md, &get);
     footprint_table(&mut md, &results);
     scale_table(&mut md, &get);
+    zones_table(&mut md, &get);
     std::fs::write(&args.md, &md).map_err(|e| format!("{}: {e}", args.md.display()))?;
     let all = json!({ "machine": machine(), "results": results });
     stats::write_json(&args.json, &all)?;
@@ -623,6 +624,61 @@ fn footprint_table(md: &mut String, results: &BTreeMap<String, Value>) {
 }
 
 /// Issue 12: N instances on three nodes, each figure against its target.
+/// Issue 14: read replicas' lag under a paced write load, and their read throughput beside a follower's.
+fn zones_table<'a>(md: &mut String, get: &impl Fn(&str) -> Option<&'a Value>) {
+    let Some(lag) = get("zones-lag") else { return };
+    let rps = |name: &str| get(name).and_then(|v| f(v["median"].get("rps")));
+    let p99 = |name: &str| get(name).and_then(|v| f(v["median"]["latency"].get("p99_ms")));
+    let cpu = |name: &str| get(name).and_then(|v| f(v["median"]["cpu"].get("server_cores")));
+    let _ = writeln!(md, "### Zones: read replicas (3 voters + 2 learners)\n");
+    let _ = writeln!(md, "| figure | measured |");
+    let _ = writeln!(md, "|---|---|");
+    let writes = get("zones-register-10k");
+    let _ = writeln!(
+        md,
+        "| registers/s on the leader (paced at 10,000/s) / errors | {} / {} |",
+        fmt_opt(rps("zones-register-10k"), 0),
+        writes.and_then(|w| w["median"]["error_count"].as_u64()).unwrap_or(0)
+    );
+    let _ = writeln!(
+        md,
+        "| learner replication lag p50 / p99 / max (ms, {} samples) | {} / {} / {} |",
+        lag["samples"].as_u64().unwrap_or(0),
+        fmt_opt(f(lag.get("lag_ms_p50")), 0),
+        fmt_opt(f(lag.get("lag_ms_p99")), 0),
+        fmt_opt(f(lag.get("lag_ms_max")), 0)
+    );
+    let _ = writeln!(
+        md,
+        "| learner lag in entries p50 / p99 / max | {} / {} / {} |",
+        fmt_opt(f(lag.get("lag_entries_p50")), 0),
+        fmt_opt(f(lag.get("lag_entries_p99")), 0),
+        fmt_opt(f(lag.get("lag_entries_max")), 0)
+    );
+    for (what, learner, follower) in [
+        ("fetch of a 100-instance app", "zones-fetch100-learner", "zones-fetch100-follower"),
+        ("polls answered at once", "zones-polls-learner", "zones-polls-follower"),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {what}: learner / follower (ok/s; p99 ms) | {} / {} ({} / {}) |",
+            fmt_opt(rps(learner), 0),
+            fmt_opt(rps(follower), 0),
+            fmt_opt(p99(learner), 2),
+            fmt_opt(p99(follower), 2)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| fetch over 3 nodes / over 3 nodes + 2 learners (ok/s in all; CPU cores used) | {} / {} ({} / {}) |",
+        fmt_opt(rps("zones-fetch100-3nodes"), 0),
+        fmt_opt(rps("zones-fetch100-5nodes"), 0),
+        fmt_opt(cpu("zones-fetch100-3nodes"), 2),
+        fmt_opt(cpu("zones-fetch100-5nodes"), 2)
+    );
+    let _ = writeln!(md);
+}
+
 fn scale_table<'a>(md: &mut String, get: &impl Fn(&str) -> Option<&'a Value>) {
     let Some(populate) = get("scale-populate") else { return };
     let run = &populate["median"];
