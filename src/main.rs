@@ -53,7 +53,10 @@ fn run_client(command: Commands) -> ExitCode {
     };
     let done = runtime.block_on(async {
         match command {
-            Commands::Cluster(args) => discovery::cluster_cli::run(args).await.map(|text| println!("{text}")),
+            Commands::Cluster(args) => match discovery::cluster_cli::run(args).await {
+                Ok(text) => commands::print_line(&text),
+                Err(message) => Err(message),
+            },
             Commands::Fetch(args) => commands::fetch(args).await,
             Commands::Register(args) => commands::register(args).await,
             Commands::Watch(args) => commands::watch(args).await,
@@ -61,6 +64,7 @@ fn run_client(command: Commands) -> ExitCode {
     });
     match done {
         Ok(()) => ExitCode::SUCCESS,
+        Err(message) if message == commands::STDOUT_CLOSED => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
 }

@@ -10,6 +10,22 @@ use crate::config::DEFAULT_ADDR;
 use crate::duration::parse_duration;
 use crate::signal::interrupted;
 
+/// The error of a command whose stdout was closed by its reader (`discovery cluster status | head`): the
+/// binary exits 0 without a message, as Unix tools do on SIGPIPE.
+pub const STDOUT_CLOSED: &str = "stdout closed";
+
+/// Print one line on stdout; a closed stdout ends the command quietly ([`STDOUT_CLOSED`]) instead of the
+/// panic of `println!`.
+pub fn print_line(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(STDOUT_CLOSED.to_string()),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
 /// How long `watch` waits before asking again after an error or an unknown app.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -119,7 +135,7 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 pub async fn fetch(args: FetchArgs) -> Result<(), String> {
     let info = args.server.client().fetch(&args.env, &args.appid, args.zone.as_deref(), args.status).await;
     let info = info.map_err(|e| e.to_string())?;
-    println!("{}", serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?);
+    print_line(&serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?)?;
     Ok(())
 }
 
@@ -136,7 +152,7 @@ pub async fn register(args: RegisterArgs) -> Result<(), String> {
         metadata: args.metadata.into_iter().collect::<BTreeMap<_, _>>(),
     };
     client.register(&registration).await.map_err(|e| e.to_string())?;
-    println!("registered {}/{} {} {} on {}", key.env, key.appid, key.zone, key.hostname, client.server());
+    print_line(&format!("registered {}/{} {} {} on {}", key.env, key.appid, key.zone, key.hostname, client.server()))?;
     let stop = interrupted();
     tokio::pin!(stop);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + args.renew_interval, args.renew_interval);
@@ -156,7 +172,7 @@ pub async fn register(args: RegisterArgs) -> Result<(), String> {
         }
     }
     client.cancel(&key).await.map_err(|e| format!("cancel failed: {e}"))?;
-    println!("cancelled {}/{} {} {}", key.env, key.appid, key.zone, key.hostname);
+    print_line(&format!("cancelled {}/{} {} {}", key.env, key.appid, key.zone, key.hostname))?;
     Ok(())
 }
 
@@ -179,7 +195,7 @@ pub async fn watch(args: WatchArgs) -> Result<(), String> {
                 if let Some(zone) = &args.zone {
                     info.instances.retain(|z, _| z == zone);
                 }
-                println!("{}", serde_json::to_string(&info).map_err(|e| e.to_string())?);
+                print_line(&serde_json::to_string(&info).map_err(|e| e.to_string())?)?;
                 false
             }
             Ok(Poll::NotModified) => false,
