@@ -1,27 +1,21 @@
 //! Parsing of human durations in the `90s` / `500ms` / `1m` / `2h` style used by every duration flag.
+//!
+//! The units and their combinations (`1h30m`, `1m 30s`) are `humantime`'s; on top of it, a bare number is
+//! seconds (the original's config files write `readTimeout = 10` style numbers, and our flags always took
+//! them). Errors name the text and say what is expected.
 
 use std::time::Duration;
 
-/// Parse `<integer><unit>` with unit one of `ms`, `s`, `m`, `h` (a bare number is seconds).
+/// Parse a duration: `<number><unit>` terms (units `ms`, `s`, `m`, `h`, and humantime's longer names), or a
+/// bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    if digits.is_empty() {
-        return Err(format!("invalid duration {text:?}: expected a number followed by ms, s, m or h"));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = text.parse().map_err(|_| format!("invalid duration {text:?}: number out of range"))?;
+        return Ok(Duration::from_secs(secs));
     }
-    let value: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}: number out of range"))?;
-    let millis_per_unit: u64 = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        other => return Err(format!("invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)")),
-    };
-    value
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration {text:?}: {e} (write e.g. 500ms, 90s, 2m, 1h)"))
 }
 
 #[cfg(test)]
@@ -35,6 +29,7 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration(" 1m30s "), Ok(Duration::from_secs(90)));
     }
 
     #[test]
@@ -44,6 +39,9 @@ mod tests {
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
         assert!(parse_duration("18446744073709551615h").is_err());
+        let message = parse_duration("10x").expect_err("unknown unit");
+        assert!(message.contains("10x") && message.contains("90s"), "{message}");
     }
 }
