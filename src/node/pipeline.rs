@@ -12,13 +12,16 @@
 //!   (read-index batching relies on this: its round trip starts after each of its items arrived).
 //!
 //! Items still queued when `shutdown` is cancelled are dropped, which drops their reply channels: their
-//! callers see "unavailable". Batches already handed out finish on their own (each handler is bounded).
+//! callers see "unavailable". Batches already handed out run on tasks this loop tracks: [`run`] returns only
+//! once they have finished (each handler is bounded), so the node's task table, which tracks `run`, covers
+//! them too.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How many batches at most, and how large.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +41,15 @@ where
 {
     let slots = Arc::new(Semaphore::new(shape.in_flight.max(1)));
     let max_batch = shape.max_batch.max(1);
+    let batches = TaskTracker::new();
     loop {
         let slot = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            slot = Arc::clone(&slots).acquire_owned() => match slot { Ok(slot) => slot, Err(_) => return },
+            _ = shutdown.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot { Ok(slot) => slot, Err(_) => break },
         };
         let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            next = rx.recv() => match next { Some(item) => item, None => return },
+            _ = shutdown.cancelled() => break,
+            next = rx.recv() => match next { Some(item) => item, None => break },
         };
         let mut batch = Vec::with_capacity(rx.len().min(max_batch - 1) + 1);
         batch.push(first);
@@ -56,11 +60,13 @@ where
             }
         }
         let work = handle(batch);
-        tokio::spawn(async move {
+        batches.spawn(async move {
             work.await;
             drop(slot);
         });
     }
+    batches.close();
+    batches.wait().await;
 }
 
 #[cfg(test)]
@@ -149,6 +155,31 @@ mod tests {
         assert!(most >= 2, "batches overlap when slots allow it, saw {most}");
         shutdown.cancel();
         task.await.expect("test setup");
+    }
+
+    #[tokio::test]
+    async fn run_returns_only_after_the_batches_it_handed_out() {
+        let (tx, rx) = mpsc::channel::<u32>(8);
+        let shutdown = CancellationToken::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started) = oneshot::channel::<()>();
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+        let done = Arc::clone(&finished);
+        let task = tokio::spawn(run(rx, Shape { max_batch: 4, in_flight: 1 }, shutdown.clone(), move |_batch| {
+            if let Some(tx) = started_tx.lock().expect("test lock").take() {
+                let _ = tx.send(());
+            }
+            let done = Arc::clone(&done);
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+        tx.send(1).await.expect("test setup");
+        started.await.expect("a batch started");
+        shutdown.cancel();
+        task.await.expect("test setup");
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "the batch in flight finished before run returned");
     }
 
     #[tokio::test]
