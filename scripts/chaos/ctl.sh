@@ -12,6 +12,7 @@
 #   ctl.sh wipe N             delete node N's data dir (N must be stopped)
 #   ctl.sh member-remove N S  discovery cluster remove --node N --server S
 #   ctl.sh member-add N S     discovery cluster add --node N --server S
+#   ctl.sh member-learner N S discovery cluster add --learner --node N --server S (zones topology)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
@@ -38,17 +39,23 @@ start_node() {
         return 0
     fi
     mkdir -p "$CHAOS_STATE/data" "$CHAOS_STATE/logs" "$CHAOS_STATE/pids" "$CHAOS_STATE/started"
-    if [ -e "$CHAOS_STATE/started/$n" ]; then
+    # Zones topology: nodes 1..CHAOS_VOTERS are the voters of zone za and found the cluster; the others are
+    # zone zb's read replicas, which start with --join and are added as learners by run.sh.
+    local voters=${CHAOS_VOTERS:-$CHAOS_NODES} zone=()
+    if [ "${CHAOS_ZONES:-0}" = 1 ]; then
+        if [ "$n" -le "$voters" ]; then zone=(--zone za); else zone=(--zone zb); fi
+    fi
+    if [ -e "$CHAOS_STATE/started/$n" ] || [ "$n" -gt "$voters" ]; then
         mode=(--join)
     else
-        mode=(--peers "$(chaos_peers "$CHAOS_NODES")")
-        touch "$CHAOS_STATE/started/$n"
+        mode=(--peers "$(chaos_peers "$voters")")
     fi
+    touch "$CHAOS_STATE/started/$n"
     echo "=== $(date +%H:%M:%S.%N) start ${mode[0]}" >>"$CHAOS_STATE/logs/$n.log"
     # setsid: the node is no member of the caller's process group (a Ctrl-C reaches run.sh, whose
     # cleanup kills the nodes by pid). In a non-interactive shell setsid execs in place, so $! is the node.
     # shellcheck disable=SC2086 # CHAOS_NODE_FLAGS is a list of flags
-    ip netns exec "$(chaos_ns "$n")" setsid "$BIN" --id "$n" --addr "$(chaos_addr "$n")" "${mode[@]}" \
+    ip netns exec "$(chaos_ns "$n")" setsid "$BIN" --id "$n" --addr "$(chaos_addr "$n")" "${mode[@]}" "${zone[@]}" \
         --data-dir "$CHAOS_STATE/data/$n" --cluster-token "$CHAOS_TOKEN" $CHAOS_NODE_FLAGS \
         </dev/null >>"$CHAOS_STATE/logs/$n.log" 2>&1 &
     pid=$!
@@ -100,6 +107,10 @@ wipe)
     if [ -n "$pid" ] && pid_alive "$pid"; then echo "node $1 is running" >&2; exit 1; fi
     rm -rf "${CHAOS_STATE:?}/data/$1"
     ;;
+member-learner)
+    ip netns exec "$CHAOS_CTL_NS" timeout 80 "$BIN" cluster add --learner --node "$(chaos_addr "$1")" \
+        --server "$(chaos_addr "$2")" --cluster-token "$CHAOS_TOKEN" >/dev/null
+    ;;
 member-remove | member-add)
     action=${cmd#member-}
     # Always from the control namespace: the cluster's addresses mean nothing anywhere else.
@@ -107,7 +118,7 @@ member-remove | member-add)
         --server "$(chaos_addr "$2")" --cluster-token "$CHAOS_TOKEN" >/dev/null
     ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,17p' "$0" >&2
     exit 2
     ;;
 esac

@@ -98,6 +98,10 @@ enum Command {
         /// Number of apps.
         #[arg(long, default_value_t = 4)]
         apps: u32,
+        /// The zones topology: ids of the second zone's read replicas (learners), comma-separated; the
+        /// nemesis then cuts, kills and pauses that whole zone, and hits at most one voter.
+        #[arg(long, value_delimiter = ',')]
+        learners: Vec<u32>,
     },
     /// Check a saved history (and final state).
     Check {
@@ -125,6 +129,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The zones topology's read replicas (see `run --learners`).
+        #[arg(long, value_delimiter = ',')]
+        learners: Vec<u32>,
     },
 }
 
@@ -170,6 +177,7 @@ fn main() -> ExitCode {
             recovery_bound,
             staleness,
             apps,
+            learners,
         } => {
             let nodes = match parse_nodes(&nodes) {
                 Ok(n) if !n.is_empty() => n,
@@ -192,6 +200,7 @@ fn main() -> ExitCode {
                 recovery_bound,
                 staleness,
                 apps,
+                learners,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -202,8 +211,12 @@ fn main() -> ExitCode {
         Command::Check { history, final_state, out } => {
             verdict_code(run::check_files(&history, final_state.as_deref(), out.as_deref()))
         }
-        Command::Schedule { seed, nodes, duration, json } => {
-            let s = schedule::generate(seed, nodes, duration);
+        Command::Schedule { seed, nodes, duration, json, learners } => {
+            let s = if learners.is_empty() {
+                schedule::generate(seed, nodes, duration)
+            } else {
+                schedule::generate_zones(seed, nodes, &learners, duration)
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             } else {

@@ -23,6 +23,7 @@ fn header() -> Header {
         staleness_ms: 2_000,
         duration_s: 60,
         origin_unix_ms: 0,
+        learners: Vec::new(),
     }
 }
 

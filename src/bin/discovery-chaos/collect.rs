@@ -14,10 +14,11 @@ use crate::history::{Header, Outcome, Recorder};
 /// Most time spent waiting for the nodes to agree.
 const COLLECT_FOR: Duration = Duration::from_secs(60);
 
-/// Per node: (reachable, voter, role, last_applied, digest, instances).
+/// Per node: (reachable, member in its intended role, role, last_applied, digest, instances).
 type Probe = (bool, bool, String, Option<u64>, Option<String>, Option<u64>);
 
-async fn probe(api: &Api, id: u32, addr: &str) -> Probe {
+/// One node's view; `learner`: a read replica by design, for which being a member (learner or voter) counts.
+async fn probe(api: &Api, id: u32, addr: &str, learner: bool) -> Probe {
     let timeout = Duration::from_secs(2);
     let (status, digest) =
         tokio::join!(api.admin(addr, "/admin/status", timeout), api.admin(addr, "/admin/digest", timeout));
@@ -26,7 +27,7 @@ async fn probe(api: &Api, id: u32, addr: &str) -> Probe {
     let voter = status.as_ref().and_then(|s| s.get("membership")?.as_array().cloned()).is_some_and(|ms| {
         ms.iter().any(|m| {
             m.get("id").and_then(Value::as_u64) == Some(u64::from(id))
-                && m.get("voter").and_then(Value::as_bool) == Some(true)
+                && (learner || m.get("voter").and_then(Value::as_bool) == Some(true))
         })
     });
     let d = digest.as_ref();
@@ -41,7 +42,8 @@ async fn probe(api: &Api, id: u32, addr: &str) -> Probe {
 }
 
 async fn probe_all(api: &Api, header: &Header) -> Vec<Probe> {
-    futures::future::join_all(header.nodes.iter().map(|n| probe(api, n.id, &n.addr))).await
+    futures::future::join_all(header.nodes.iter().map(|n| probe(api, n.id, &n.addr, header.learners.contains(&n.id))))
+        .await
 }
 
 fn agree(probes: &[Probe]) -> bool {

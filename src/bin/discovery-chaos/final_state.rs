@@ -20,7 +20,7 @@ pub struct FinalNode {
     pub addr: String,
     /// `/admin/status` answered.
     pub reachable: bool,
-    /// A voter of the cluster's membership (as the node itself reports it).
+    /// A member in its intended role: a voter (a learner or a voter for the zones topology's read replicas).
     pub member: bool,
     /// Role reported.
     pub role: String,
@@ -55,7 +55,8 @@ impl FinalState {
     }
 }
 
-/// Rule (c): every node reachable, a voter, and holding the same registry (digest, applied index and the
+/// Rule (c): every node reachable, a member in its intended role (a voter; a learner or voter for the zones
+/// topology's read replicas), and holding the same registry (digest, applied index and the
 /// instances it answers).
 pub fn check_converged(state: &FinalState) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -66,7 +67,7 @@ pub fn check_converged(state: &FinalState) -> Vec<Violation> {
     for node in &state.nodes {
         if !node.reachable || !node.member {
             out.push(violation(format!(
-                "node {} ({}) at the end: reachable {}, voter {}, role {}",
+                "node {} ({}) at the end: reachable {}, member in its intended role {}, role {}",
                 node.id, node.addr, node.reachable, node.member, node.role
             )));
         }

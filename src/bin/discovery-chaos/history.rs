@@ -57,6 +57,9 @@ pub struct Header {
     /// Wall-clock time of the origin (ms since the Unix epoch), to match history times with node logs.
     #[serde(default)]
     pub origin_unix_ms: u64,
+    /// The zones topology's read replicas: members that are learners by design (empty: every node votes).
+    #[serde(default)]
+    pub learners: Vec<u32>,
 }
 
 /// What a call did.

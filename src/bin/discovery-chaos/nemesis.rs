@@ -34,6 +34,8 @@ pub struct Nemesis {
     dead: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     removed: BTreeSet<u32>,
+    /// Read replicas of the zones topology: members that stay learners (never re-added as voters).
+    learners: Vec<u32>,
     step: u32,
 }
 
@@ -41,7 +43,13 @@ impl Nemesis {
     /// A nemesis driving `ctl`.
     pub fn new(ctl: PathBuf, api: Api, rec: Recorder, nodes: Vec<NodeInfo>, rng: Rng) -> Self {
         let (dead, paused, removed) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        Self { ctl, api, rec, nodes, rng, dead, paused, removed, step: 0 }
+        Self { ctl, api, rec, nodes, rng, dead, paused, removed, learners: Vec::new(), step: 0 }
+    }
+
+    /// The zones topology: `learners` are read replicas, so the final heal does not make them voters.
+    pub fn with_learners(mut self, learners: Vec<u32>) -> Self {
+        self.learners = learners;
+        self
     }
 
     fn ids(&self) -> Vec<u32> {
@@ -326,7 +334,8 @@ impl Nemesis {
         self.event("healed", &self.ids(), "final-heal".into(), true);
     }
 
-    /// Nodes the leader does not list as voters.
+    /// Nodes that should be voters (every node but the read replicas) and that the leader does not list as
+    /// voters.
     async fn non_voters(&self) -> Vec<u32> {
         let Some(leader) = self.leader().await else { return Vec::new() };
         let Some(status) = self.api.admin(&self.addr(leader), "/admin/status", Duration::from_secs(2)).await else {
@@ -342,6 +351,6 @@ impl Nemesis {
                     .collect()
             })
             .unwrap_or_default();
-        self.ids().into_iter().filter(|n| !voters.contains(&u64::from(*n))).collect()
+        self.ids().into_iter().filter(|n| !voters.contains(&u64::from(*n)) && !self.learners.contains(n)).collect()
     }
 }

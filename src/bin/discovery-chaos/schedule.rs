@@ -125,6 +125,9 @@ pub struct Schedule {
     pub nodes: u32,
     /// Workload duration with faults, seconds.
     pub duration_s: u64,
+    /// The read replicas (learners) of the zones topology: the second zone's nodes (empty: one zone).
+    #[serde(default)]
+    pub learners: Vec<u32>,
     /// The steps, in time order.
     pub steps: Vec<Step>,
 }
@@ -134,19 +137,64 @@ const KINDS: u64 = 10;
 
 /// Generate the schedule for (seed, nodes, duration).
 pub fn generate(seed: u64, nodes: u32, duration_s: u64) -> Schedule {
-    let mut rng = Rng::new(seed).fork(0x5eed);
     let ids: Vec<u32> = (1..=nodes).collect();
+    steps_from(seed, nodes, duration_s, Vec::new(), KINDS, |kind, rng| make(kind, &ids, rng))
+}
+
+/// Kinds of the zones topology.
+const ZONE_KINDS: u64 = 9;
+
+/// Generate the schedule of the zones topology: `nodes` in all, of which `learners` are the second zone's read
+/// replicas and the others the first zone's voters. Faults cut, kill or pause the whole second zone, or hit
+/// one voter at most (with or without the second zone), so a majority of the voters always stays.
+pub fn generate_zones(seed: u64, nodes: u32, learners: &[u32], duration_s: u64) -> Schedule {
+    let voters: Vec<u32> = (1..=nodes).filter(|id| !learners.contains(id)).collect();
+    let zone_b = learners.to_vec();
+    steps_from(seed, nodes, duration_s, zone_b.clone(), ZONE_KINDS, |kind, rng| make_zones(kind, &voters, &zone_b, rng))
+}
+
+fn make_zones(kind: u64, voters: &[u32], zone_b: &[u32], rng: &mut Rng) -> Fault {
+    let all: Vec<u32> = voters.iter().chain(zone_b).copied().collect();
+    let voter = |rng: &mut Rng| if rng.chance(0.5) { Target::Leader } else { target(rng, voters) };
+    match kind {
+        0 => Fault::Split { minority: zone_b.to_vec() },
+        1 => Fault::KillMinority { nodes: zone_b.to_vec() },
+        2 => Fault::PauseMinority { nodes: zone_b.to_vec() },
+        3 => Fault::Kill { target: voter(rng) },
+        4 => Fault::Pause { target: voter(rng) },
+        5 => Fault::Isolate { target: Target::Leader },
+        6 => Fault::Restart { target: Target::Node(rng.pick(&all).copied().unwrap_or(1)) },
+        7 => Fault::OneWay { target: Target::Node(rng.pick(zone_b).copied().unwrap_or(1)), inbound: rng.chance(0.5) },
+        _ => {
+            // The second zone cut off together with one voter of the first: that side has no majority.
+            let mut minority = zone_b.to_vec();
+            minority.extend(rng.pick(voters).copied());
+            minority.sort_unstable();
+            Fault::Split { minority }
+        }
+    }
+}
+
+fn steps_from(
+    seed: u64,
+    nodes: u32,
+    duration_s: u64,
+    learners: Vec<u32>,
+    kinds: u64,
+    mut make: impl FnMut(u64, &mut Rng) -> Fault,
+) -> Schedule {
+    let mut rng = Rng::new(seed).fork(0x5eed);
     let end_ms = duration_s * 1000;
     let mut steps = Vec::new();
     let mut t = 4000;
     let mut deck: Vec<u64> = Vec::new();
     loop {
         if deck.is_empty() {
-            deck = (0..KINDS).collect();
+            deck = (0..kinds).collect();
             rng.shuffle(&mut deck);
         }
         let Some(kind) = deck.pop() else { break };
-        let fault = make(kind, &ids, &mut rng);
+        let fault = make(kind, &mut rng);
         // Now and then a fault outlasts the lease plus the post-election grace (10 s + 4–8 s with the run
         // script's settings): whatever a stale leader told clients meanwhile is then put to the test.
         let long = rng.chance(0.25);
@@ -162,7 +210,7 @@ pub fn generate(seed: u64, nodes: u32, duration_s: u64) -> Schedule {
         steps.push(Step { n: steps.len() as u32 + 1, at_ms: t, hold_ms, fault });
         t += hold_ms + rng.range(3000, 7000);
     }
-    Schedule { seed, nodes, duration_s, steps }
+    Schedule { seed, nodes, duration_s, learners, steps }
 }
 
 fn target(rng: &mut Rng, ids: &[u32]) -> Target {
@@ -274,6 +322,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn zone_faults_never_take_a_majority_of_the_voters() {
+        let learners = [4, 5];
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            let s = generate_zones(seed, 5, &learners, 600);
+            assert_eq!(s.learners, learners);
+            for step in s.steps {
+                kinds.insert(step.fault.name());
+                let voters_hit = match &step.fault {
+                    Fault::KillMinority { nodes: ns } | Fault::PauseMinority { nodes: ns } => {
+                        ns.iter().filter(|n| !learners.contains(n)).count()
+                    }
+                    Fault::Split { minority } => minority.iter().filter(|n| !learners.contains(n)).count(),
+                    Fault::Membership { .. } | Fault::Bridge { .. } => panic!("not a zones fault: {:?}", step.fault),
+                    _ => 1,
+                };
+                assert!(voters_hit <= 1, "{:?} takes {voters_hit} of 3 voters", step.fault);
+            }
+        }
+        assert!(kinds.contains("split") && kinds.contains("kill-minority") && kinds.contains("pause-minority"));
     }
 
     #[test]
