@@ -182,6 +182,11 @@ pub struct ServerArgs {
     #[arg(long, env = "DISCOVERY_STALE_AFTER", default_value = "10s", value_parser = parse_duration)]
     pub stale_after: Duration,
 
+    /// Largest chunk a snapshot is sent to a catching-up member in (a snapshot of any size goes in chunks of
+    /// at most this; the receiver writes them to its data dir as they arrive). E.g. 4MiB, 512KiB.
+    #[arg(long, env = "DISCOVERY_SNAPSHOT_CHUNK_SIZE", default_value = "4MiB", value_parser = config::parse_size, value_name = "SIZE")]
+    pub snapshot_chunk_size: u64,
+
     /// Members of a new cluster, self included: ID=HOST:PORT[@ZONE],... Start every node with the same
     /// list; the lowest id initializes the cluster once, restarts never re-initialize.
     #[arg(long, env = "DISCOVERY_PEERS", value_parser = config::parse_peers, value_name = "ID=HOST:PORT,...")]
@@ -291,6 +296,7 @@ impl ServerArgs {
             evict_interval: pick!(evict_interval),
             poll_timeout: pick!(poll_timeout),
             stale_after: pick!(stale_after),
+            snapshot_chunk_size: pick!(snapshot_chunk_size),
             protect_threshold: pick!(protect_threshold),
             peers: pick_opt!(peers).unwrap_or_default(),
             snapshot_logs: pick!(snapshot_logs),

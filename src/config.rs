@@ -19,6 +19,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(90);
 pub const DEFAULT_EVICT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default long-poll wait before answering -304 (spec §2.9: 30 s, below the SDK's 40 s timeout).
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `--snapshot-chunk-size`: 4 MiB.
+pub const DEFAULT_SNAPSHOT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
+/// Largest `--snapshot-chunk-size`: well below the 64 MiB body limit of the Raft routes.
+pub const MAX_SNAPSHOT_CHUNK_SIZE: u64 = 32 * 1024 * 1024;
 /// Default `--stale-after`: a few election timeouts, well under the SDK's 30 s poll, so a load balancer takes a
 /// cut-off replica out before its clients' leases are at risk.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(10);
@@ -115,6 +119,8 @@ pub struct Config {
     pub poll_timeout: Duration,
     /// Without contact with the leader for this long, `/healthz` reports `stale`.
     pub stale_after: Duration,
+    /// Largest chunk a snapshot is sent in (bytes).
+    pub snapshot_chunk_size: u64,
     /// Self-preservation threshold in [0, 1); 0 turns self-preservation off.
     pub protect_threshold: f64,
     /// Raft timing.
@@ -154,6 +160,7 @@ impl Default for Config {
             evict_interval: DEFAULT_EVICT_INTERVAL,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             stale_after: DEFAULT_STALE_AFTER,
+            snapshot_chunk_size: DEFAULT_SNAPSHOT_CHUNK_SIZE,
             protect_threshold: DEFAULT_PROTECT_THRESHOLD,
             raft: RaftTimings::default(),
             peers: BTreeMap::new(),
@@ -226,6 +233,9 @@ pub enum ConfigError {
     /// `--max-connections` must be positive.
     #[error("--max-connections must be greater than zero")]
     ZeroMaxConnections,
+    /// `--snapshot-chunk-size` outside 1 B ..= 32 MiB.
+    #[error("--snapshot-chunk-size must be between 1 byte and 32MiB, got {0} bytes")]
+    BadSnapshotChunk(u64),
     /// `--worker-threads` beyond any sensible machine.
     #[error("--worker-threads must be at most {max} (0 picks for the machine), got {got}")]
     TooManyWorkerThreads {
@@ -284,6 +294,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::ZeroMaxConnections);
+        }
+        if !(1..=MAX_SNAPSHOT_CHUNK_SIZE).contains(&self.snapshot_chunk_size) {
+            return Err(ConfigError::BadSnapshotChunk(self.snapshot_chunk_size));
         }
         if self.worker_threads > crate::runtime::MAX_WORKER_THREADS {
             let max = crate::runtime::MAX_WORKER_THREADS;

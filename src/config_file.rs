@@ -53,6 +53,9 @@ pub struct FileConfig {
     /// `--stale-after`.
     #[serde(default, deserialize_with = "duration")]
     pub stale_after: Option<Duration>,
+    /// `--snapshot-chunk-size`, as a size text or a number of bytes.
+    #[serde(default, deserialize_with = "size")]
+    pub snapshot_chunk_size: Option<u64>,
     /// `--peers`, as the flag's text or an array of `ID=HOST:PORT[@ZONE]`.
     #[serde(default, deserialize_with = "peers")]
     pub peers: Option<BTreeMap<u64, Peer>>,

@@ -37,7 +37,14 @@ pub struct NetworkConfig {
     pub unreachable_backoff: Duration,
     /// Largest body sent; should equal the peers' limit ([`MAX_MESSAGE_BYTES`]).
     pub max_message_bytes: usize,
+    /// Largest snapshot chunk sent (a snapshot of any size goes in chunks of at most this; below
+    /// `max_message_bytes`).
+    pub snapshot_chunk_bytes: usize,
 }
+
+/// Default [`NetworkConfig::snapshot_chunk_bytes`]: 4 MiB, a fraction of a second on any link that carries a
+/// cluster, far below the body limit.
+pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for NetworkConfig {
     fn default() -> Self {
@@ -46,6 +53,7 @@ impl Default for NetworkConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             unreachable_backoff: DEFAULT_UNREACHABLE_BACKOFF,
             max_message_bytes: MAX_MESSAGE_BYTES,
+            snapshot_chunk_bytes: DEFAULT_SNAPSHOT_CHUNK_BYTES,
         }
     }
 }

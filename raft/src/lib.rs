@@ -10,7 +10,8 @@
 //! - [`wire`]: the HTTP contract shared by both ends: paths, the snapshot body, the response types.
 //! - [`client`]: [`NetworkConfig`] and [`HttpNetworkFactory`], openraft's `RaftNetworkFactory`, keeping one pooled
 //!   `reqwest` client per peer.
-//! - [`network`]: [`HttpNetwork`], openraft's `RaftNetwork`: one POST per RPC, whole snapshots.
+//! - [`network`]: [`HttpNetwork`], openraft's `RaftNetwork`: one POST per RPC, snapshots in chunks.
+//! - [`receive`]: [`SnapshotReceiver`], which takes snapshot chunks in order into a file and installs the last.
 //! - [`transport_error`]: how an HTTP failure becomes an openraft error (`Unreachable` backs off, `NetworkError`
 //!   retries, a remote `RaftError` is a `RemoteError`).
 //! - [`server`]: [`raft_routes`], the axum routes that feed those RPCs into a local `openraft::Raft`.
@@ -30,15 +31,20 @@
 //!
 //! # Snapshots
 //!
-//! A snapshot travels whole, in one `POST /raft/snapshot`, through `RaftNetwork::full_snapshot` on the sending
-//! side and `Raft::install_full_snapshot` on the receiving side (openraft 0.9's chunked `install_snapshot` is not
-//! used). The registry's snapshot is its in-memory state, so it is bounded by [`MAX_MESSAGE_BYTES`] anyway.
+//! A snapshot travels in order, in chunks of at most `NetworkConfig::snapshot_chunk_bytes` (4 MiB by default),
+//! each one `POST /raft/snapshot_chunk` ([`SnapshotChunk`]), from `RaftNetwork::full_snapshot` on the sending
+//! side; the receiver appends them to a file ([`receive`]) and installs the snapshot with
+//! `Raft::install_full_snapshot` after the last one. No size bound per snapshot, one per chunk (openraft 0.9's
+//! own chunked `install_snapshot` is not used: it needs a seekable `SnapshotData` and says nothing of the total,
+//! which progress reports need). `POST /raft/snapshot` (a whole snapshot in one body, from earlier versions) is
+//! still received.
 
 pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod network;
 pub mod node;
+pub mod receive;
 pub mod sanity;
 pub mod sender;
 pub mod server;
@@ -50,7 +56,8 @@ pub use client::{HttpNetworkFactory, NetworkConfig};
 pub use codec::{CodecError, MAX_MESSAGE_BYTES};
 pub use network::HttpNetwork;
 pub use node::ClusterNode;
+pub use receive::{ReceiveProgress, SnapshotReceiver};
 pub use sanity::{MAX_INDEX, MAX_TERM};
-pub use server::raft_routes;
+pub use server::{raft_routes, raft_routes_with};
 pub use transport_error::TransportError;
-pub use wire::{SnapshotRequest, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+pub use wire::{SnapshotChunk, SnapshotRequest, APPEND_PATH, CHUNK_PATH, SNAPSHOT_PATH, VOTE_PATH};

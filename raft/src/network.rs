@@ -8,7 +8,9 @@
 //! - The cluster token, when configured, is on every request.
 //! - An answer whose terms or indexes no correct peer sends ([`crate::sanity`]) never reaches openraft: it fails
 //!   as `Unreachable`, like any other answer that cannot be used.
-//! - Snapshots go whole through `full_snapshot` (see the crate docs); `install_snapshot` is never used.
+//! - Snapshots go through `full_snapshot` in order, in chunks of at most `snapshot_chunk_bytes` read one at a
+//!   time from the snapshot (see the crate docs); a refused or failed chunk fails the whole send, and openraft
+//!   sends the snapshot again from offset 0. `install_snapshot` is never used.
 
 use std::future::Future;
 use std::io::SeekFrom;
@@ -33,7 +35,7 @@ use crate::codec::{self, MAX_MESSAGE_BYTES};
 use crate::node::ClusterNode;
 use crate::sanity::{self, Insane};
 use crate::transport_error::TransportError;
-use crate::wire::{AppendResult, SnapshotRequest, SnapshotResult, VoteResult, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::wire::{AppendResult, ChunkResult, SnapshotChunk, VoteResult, APPEND_PATH, CHUNK_PATH, VOTE_PATH};
 
 /// How much of an error answer's body is kept for the log.
 const MAX_ERROR_MESSAGE: usize = 512;
@@ -49,7 +51,13 @@ pub struct HttpNetwork<C: RaftTypeConfig> {
     token: Option<Arc<str>>,
     unreachable_backoff: Duration,
     max_message_bytes: usize,
+    snapshot_chunk_bytes: usize,
 }
+
+/// Time allowed for one snapshot chunk to be sent and stored.
+const CHUNK_TTL: Duration = Duration::from_secs(30);
+/// Time allowed for the last chunk: sent, then the whole snapshot installed (decoded, stored) by the receiver.
+const LAST_CHUNK_TTL: Duration = Duration::from_secs(300);
 
 impl<C: RaftTypeConfig<Node = ClusterNode>> HttpNetwork<C> {
     pub(crate) fn new(target: C::NodeId, node: ClusterNode, client: PeerClient, config: &NetworkConfig) -> Self {
@@ -60,6 +68,7 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> HttpNetwork<C> {
             token: config.token.clone(),
             unreachable_backoff: config.unreachable_backoff,
             max_message_bytes: config.max_message_bytes,
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes,
         }
     }
 
@@ -185,14 +194,7 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C::NodeId>, StreamingError<C, Fatal<C::NodeId>>> {
-        let meta = snapshot.meta.clone();
-        let data = read_snapshot_data::<C>(snapshot).await?;
-        let request = SnapshotRequest { vote, meta, data };
-        let send = async {
-            let body = codec::encode(&request).map_err(TransportError::Encode)?;
-            let answer = self.post::<SnapshotResult<C::NodeId>>(SNAPSHOT_PATH, body, option.hard_ttl()).await?;
-            self.sane(answer, sanity::snapshot_response)
-        };
+        let send = self.send_chunks(vote, snapshot, option);
         // openraft cancels when the replication stream ends (leadership lost, member removed): stop at once
         // rather than finish sending a snapshot nobody waits for.
         let result = tokio::select! {
@@ -201,7 +203,8 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
         };
         match result {
             Ok(answer) => answer.map_err(|e| StreamingError::RemoteError(self.remote(e))),
-            Err(e) => {
+            Err(SendError::Storage(e)) => Err(StorageError::from(e).into()),
+            Err(SendError::Transport(e)) => {
                 tracing::warn!(target = %self.target, error = %e, "sending snapshot failed");
                 Err(match e.into_openraft() {
                     Ok(unreachable) => StreamingError::Unreachable(unreachable),
@@ -216,18 +219,58 @@ impl<C: RaftTypeConfig<Node = ClusterNode>> RaftNetwork<C> for HttpNetwork<C> {
     }
 }
 
-/// Reads the whole snapshot from the start, whatever position the state machine left it at.
-async fn read_snapshot_data<C: RaftTypeConfig>(
-    mut snapshot: Snapshot<C>,
-) -> Result<Vec<u8>, StreamingError<C, Fatal<C::NodeId>>> {
-    let signature = snapshot.meta.signature();
-    let mut data = Vec::new();
-    let read = async {
-        snapshot.snapshot.seek(SeekFrom::Start(0)).await?;
-        snapshot.snapshot.read_to_end(&mut data).await
-    };
-    match read.await {
-        Ok(_) => Ok(data),
-        Err(e) => Err(StorageError::from(StorageIOError::read_snapshot(Some(signature), &e)).into()),
+impl<C: RaftTypeConfig<Node = ClusterNode>> HttpNetwork<C> {
+    /// Sends `snapshot` in order, one chunk at a time (read from the snapshot as it goes, never the whole of it
+    /// into a second buffer), and returns the receiver's answer to the last chunk.
+    async fn send_chunks(
+        &self,
+        vote: Vote<C::NodeId>,
+        mut snapshot: Snapshot<C>,
+        option: RPCOption,
+    ) -> Result<crate::wire::SnapshotResult<C::NodeId>, SendError<C>> {
+        let meta = snapshot.meta.clone();
+        let signature = meta.signature();
+        let storage =
+            |e: std::io::Error| SendError::Storage(StorageIOError::read_snapshot(Some(signature.clone()), &e));
+        let total = snapshot.snapshot.seek(SeekFrom::End(0)).await.map_err(storage)?;
+        snapshot.snapshot.seek(SeekFrom::Start(0)).await.map_err(storage)?;
+        let chunk_bytes = self.snapshot_chunk_bytes.clamp(1, self.max_message_bytes / 2);
+        let mut offset = 0u64;
+        loop {
+            let want = usize::try_from(total - offset).unwrap_or(usize::MAX).min(chunk_bytes);
+            let mut data = vec![0u8; want];
+            snapshot.snapshot.read_exact(&mut data).await.map_err(storage)?;
+            let done = offset + want as u64 == total;
+            let chunk = SnapshotChunk { vote: vote.clone(), meta: meta.clone(), offset, total, data, done };
+            let body = codec::encode(&chunk).map_err(|e| SendError::Transport(TransportError::Encode(e)))?;
+            let ttl = option.hard_ttl().max(if done { LAST_CHUNK_TTL } else { CHUNK_TTL });
+            let answer =
+                self.post::<ChunkResult<C::NodeId>>(CHUNK_PATH, body, ttl).await.map_err(SendError::Transport)?;
+            match answer {
+                Err(fatal) => return Ok(Err(fatal)),
+                Ok(Some(response)) if done => {
+                    return self
+                        .sane(Ok::<_, openraft::error::Fatal<C::NodeId>>(response), sanity::snapshot_response)
+                        .map_err(SendError::Transport);
+                }
+                Ok(None) if !done => {}
+                Ok(_) => {
+                    let message = format!("answer to the chunk at {offset} (done: {done}) does not fit it");
+                    return Err(SendError::Transport(TransportError::Protocol(message)));
+                }
+            }
+            offset += want as u64;
+            if offset % (64 * 1024 * 1024) < chunk_bytes as u64 {
+                tracing::info!(target = %self.target, sent = offset, total, "sending a snapshot");
+            }
+        }
     }
+}
+
+/// Why sending a snapshot failed.
+enum SendError<C: RaftTypeConfig> {
+    /// The snapshot could not be read here.
+    Storage(StorageIOError<C::NodeId>),
+    /// A chunk could not be delivered or was refused.
+    Transport(TransportError),
 }

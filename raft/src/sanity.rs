@@ -81,11 +81,23 @@ pub fn append_request<C: RaftTypeConfig>(rpc: &AppendEntriesRequest<C>) -> Check
 
 /// A whole snapshot: the leader's term and the snapshot's last log id and membership.
 pub fn snapshot_request<NID: NodeId, N: Node>(request: &SnapshotRequest<NID, N>) -> Checked {
-    vote("vote", &request.vote)?;
-    let meta = &request.meta;
-    log_id_within("snapshot last_log_id", meta.last_log_id.as_ref(), &request.vote)?;
+    snapshot_meta(&request.vote, &request.meta)
+}
+
+/// A snapshot chunk: the vote and metadata as for [`snapshot_request`], and an offset inside the total.
+pub fn snapshot_chunk<NID: NodeId, N: Node>(chunk: &crate::wire::SnapshotChunk<NID, N>) -> Checked {
+    snapshot_meta(&chunk.vote, &chunk.meta)?;
+    if chunk.offset > chunk.total {
+        return Err(Insane::new("snapshot chunk offset is past the snapshot's total size"));
+    }
+    Ok(())
+}
+
+fn snapshot_meta<NID: NodeId, N: Node>(request_vote: &Vote<NID>, meta: &openraft::SnapshotMeta<NID, N>) -> Checked {
+    vote("vote", request_vote)?;
+    log_id_within("snapshot last_log_id", meta.last_log_id.as_ref(), request_vote)?;
     let membership_log_id = meta.last_membership.log_id().as_ref();
-    log_id_within("snapshot membership log_id", membership_log_id, &request.vote)?;
+    log_id_within("snapshot membership log_id", membership_log_id, request_vote)?;
     if membership_log_id > meta.last_log_id.as_ref() {
         return Err(Insane::new("snapshot membership log_id is past the snapshot's last_log_id"));
     }

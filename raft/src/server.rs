@@ -11,10 +11,13 @@
 //!   with the reason and never reaches `Raft`: nothing a peer sends can overflow openraft's arithmetic.
 //! - A request from a node outside this node's membership ([`crate::sender`]) is answered 403 and never reaches
 //!   `Raft`; the sending side backs off on it.
-//! - The handlers hold no lock and no state besides the `Raft` handle: openraft serializes the RPCs itself.
+//! - The handlers hold no lock and no state besides the `Raft` handle, except the snapshot chunks, which go
+//!   through the node's one [`SnapshotReceiver`] (in order, one transfer at a time; see [`crate::receive`]).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -27,11 +30,31 @@ use tokio::io::AsyncWriteExt;
 
 use crate::codec::{self, CodecError, MAX_MESSAGE_BYTES};
 use crate::node::ClusterNode;
+use crate::receive::{ChunkRefused, SnapshotReceiver};
 use crate::sanity::{self, Insane};
 use crate::sender;
-use crate::wire::{SnapshotRequest, SnapshotResult, APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::wire::{SnapshotChunk, SnapshotRequest, SnapshotResult, APPEND_PATH, CHUNK_PATH, SNAPSHOT_PATH, VOTE_PATH};
 
-/// The Raft RPC routes (`POST /raft/append`, `/raft/vote`, `/raft/snapshot`) serving `raft`.
+/// What the Raft routes share: the `Raft` handle and the snapshot receiver.
+struct RouteState<C: RaftTypeConfig> {
+    raft: Raft<C>,
+    receiver: Arc<SnapshotReceiver>,
+}
+
+impl<C: RaftTypeConfig> Clone for RouteState<C> {
+    fn clone(&self) -> Self {
+        Self { raft: self.raft.clone(), receiver: Arc::clone(&self.receiver) }
+    }
+}
+
+impl<C: RaftTypeConfig> FromRef<RouteState<C>> for Raft<C> {
+    fn from_ref(state: &RouteState<C>) -> Self {
+        state.raft.clone()
+    }
+}
+
+/// The Raft RPC routes (`POST /raft/append`, `/raft/vote`, `/raft/snapshot_chunk`, `/raft/snapshot`) serving
+/// `raft`, with snapshot chunks kept in memory while they arrive (see [`raft_routes_with`] for a node's routes).
 ///
 /// The router is stateless towards the caller (`S` is whatever the application router uses), so it can be merged
 /// into the node's router; wrap it with [`crate::require_token`] when a cluster token is configured.
@@ -40,12 +63,50 @@ where
     C: RaftTypeConfig<Node = ClusterNode>,
     S: Clone + Send + Sync + 'static,
 {
+    raft_routes_with(raft, Arc::new(SnapshotReceiver::in_memory()))
+}
+
+/// [`raft_routes`] with the node's snapshot `receiver` (which writes chunks to its data dir as they arrive).
+pub fn raft_routes_with<C, S>(raft: Raft<C>, receiver: Arc<SnapshotReceiver>) -> Router<S>
+where
+    C: RaftTypeConfig<Node = ClusterNode>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route(APPEND_PATH, post(append::<C>))
         .route(VOTE_PATH, post(vote::<C>))
         .route(SNAPSHOT_PATH, post(snapshot::<C>))
+        .route(CHUNK_PATH, post(chunk::<C>))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
-        .with_state(raft)
+        .with_state(RouteState { raft, receiver })
+}
+
+async fn chunk<C: RaftTypeConfig<Node = ClusterNode>>(State(state): State<RouteState<C>>, body: Bytes) -> Response {
+    let chunk = match codec::decode::<SnapshotChunk<C::NodeId, ClusterNode>>(&body) {
+        Ok(chunk) => chunk,
+        Err(e) => return bad_request("snapshot chunk", &e),
+    };
+    if let Err(e) = sanity::snapshot_chunk(&chunk) {
+        return insane("snapshot chunk", &e);
+    }
+    if let Err(response) = admit(&state.raft, &chunk.vote.leader_id().node_id, "snapshot chunk").await {
+        return response;
+    }
+    match state.receiver.receive(&state.raft, chunk).await {
+        Ok(answer) => encoded(&answer),
+        Err(e @ ChunkRefused::OutOfOrder { .. }) => {
+            tracing::info!(error = %e, "snapshot chunk refused; the sender starts over");
+            (StatusCode::CONFLICT, e.to_string()).into_response()
+        }
+        Err(e @ ChunkRefused::Bad(_)) => {
+            tracing::warn!(error = %e, "snapshot chunk refused");
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+        Err(e @ ChunkRefused::Io(_)) => {
+            tracing::error!(error = %e, "cannot store a received snapshot chunk");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
 }
 
 async fn append<C: RaftTypeConfig<Node = ClusterNode>>(State(raft): State<Raft<C>>, body: Bytes) -> Response {

@@ -73,6 +73,9 @@ pub enum TransportError {
         /// What is wrong with the answer.
         reason: crate::sanity::Insane,
     },
+    /// The peer's answer does not fit the request (a snapshot chunk answered as the last one, or the reverse).
+    #[error("protocol: {0}")]
+    Protocol(String),
     /// This network sends snapshots whole; openraft's chunked API was called anyway.
     #[error("chunked install_snapshot is not supported: snapshots are sent whole by full_snapshot")]
     ChunkedSnapshot,
@@ -82,7 +85,11 @@ impl TransportError {
     /// Whether openraft should back off before trying this peer again (see the module docs).
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Self::ClientBuild { .. } | Self::Connect { .. } | Self::ChunkedSnapshot | Self::Insane { .. } => true,
+            Self::ClientBuild { .. }
+            | Self::Connect { .. }
+            | Self::ChunkedSnapshot
+            | Self::Insane { .. }
+            | Self::Protocol(_) => true,
             Self::Encode(CodecError::TooLarge { .. }) => true,
             Self::Status { status, .. } => {
                 // 400: the peer cannot decode the body (another version) or refuses its terms; retrying at once

@@ -104,6 +104,18 @@ pub struct StatusView {
     /// The free-space guard's last reading.
     #[serde(default)]
     pub disk: Option<super::disk_guard::DiskStatus>,
+    /// A snapshot being received from the leader (this node is catching up by snapshot), if any.
+    #[serde(default)]
+    pub snapshot_receive: Option<SnapshotReceiveView>,
+}
+
+/// Progress of a snapshot transfer from the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotReceiveView {
+    /// Bytes received so far.
+    pub received_bytes: u64,
+    /// Size of the snapshot.
+    pub total_bytes: u64,
 }
 
 /// Build the status view from openraft's metrics.
@@ -129,6 +141,10 @@ pub fn status_view(state: &AppState) -> StatusView {
             .collect(),
         problem,
         disk: Some(state.disk.status()),
+        snapshot_receive: state
+            .snapshot_receive
+            .get()
+            .map(|(received_bytes, total_bytes)| SnapshotReceiveView { received_bytes, total_bytes }),
     }
 }
 

@@ -149,6 +149,8 @@ struct ScrapeGauges {
     data_dir_bytes: Gauge,
     free_bytes: Gauge,
     low_space: Gauge,
+    snapshot_received: Gauge,
+    snapshot_receive_total: Gauge,
     instances: Family<EnvLabel, Gauge>,
     apps: Family<EnvLabel, Gauge>,
     lessor_active: Gauge,
@@ -253,6 +255,16 @@ impl NodeMetrics {
             "1 while free space is below --min-free-space and writes are refused",
             g.low_space.clone(),
         );
+        r.register(
+            "raft_snapshot_receive_bytes",
+            "Bytes received of the snapshot being received from the leader (0: none)",
+            g.snapshot_received.clone(),
+        );
+        r.register(
+            "raft_snapshot_receive_total_bytes",
+            "Size of the snapshot being received from the leader (0: none)",
+            g.snapshot_receive_total.clone(),
+        );
     }
 
     fn register_registry(&self, r: &mut Registry, apply: &ApplyCounters, renews: &Family<ResultLabel, Counter>) {
@@ -329,6 +341,9 @@ impl NodeMetrics {
         let disk = sources.disk.status();
         self.gauges.free_bytes.set(disk.free_bytes.map_or(-1, clamp));
         self.gauges.low_space.set(i64::from(disk.low));
+        let (received, total) = sources.snapshot_receive.get().unwrap_or((0, 0));
+        self.gauges.snapshot_received.set(clamp(received));
+        self.gauges.snapshot_receive_total.set(clamp(total));
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
         Ok(text)
@@ -399,6 +414,8 @@ pub struct Sources<'a> {
     pub lessor: &'a Lessor,
     /// The free-space guard.
     pub disk: &'a super::disk_guard::DiskGuard,
+    /// The snapshot transfer under way, if any.
+    pub snapshot_receive: &'a discovery_raft::ReceiveProgress,
 }
 
 fn clamp<T: TryInto<i64>>(value: T) -> i64 {
@@ -421,7 +438,13 @@ const CONTENT_TYPE_TEXT: &str = prometheus_client::encoding::prometheus_text::CO
 async fn scrape(State(state): State<AppState>) -> Response {
     let dir = state.config.data_dir.clone();
     let bytes = tokio::task::spawn_blocking(move || dir_size(&dir)).await.unwrap_or(0);
-    let sources = Sources { raft: &state.raft, registry: &state.registry, lessor: &state.lessor, disk: &state.disk };
+    let sources = Sources {
+        raft: &state.raft,
+        registry: &state.registry,
+        lessor: &state.lessor,
+        disk: &state.disk,
+        snapshot_receive: &state.snapshot_receive,
+    };
     match state.metrics.render(&sources, bytes) {
         Ok(text) => ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], text).into_response(),
         Err(_) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response(),

@@ -138,6 +138,10 @@ pub struct NodeState {
     pub liveness: Arc<liveness::Liveness>,
     /// When this node applied what (`/admin/status` members' lag in milliseconds).
     pub applied_timeline: Arc<applied_timeline::AppliedTimeline>,
+    /// Takes snapshot chunks from the leader (the Raft routes).
+    pub snapshot_receiver: Arc<discovery_raft::SnapshotReceiver>,
+    /// How far a snapshot transfer from the leader is (status, metrics).
+    pub snapshot_receive: Arc<discovery_raft::ReceiveProgress>,
 }
 
 impl NodeState {
@@ -259,8 +263,14 @@ where
     let raft_config = config.openraft_config().map_err(|e| NodeError::Raft(e.to_string()))?;
     let network = discovery_raft::HttpNetworkFactory::new(discovery_raft::NetworkConfig {
         token: config.cluster_token.as_deref().map(Arc::from),
+        snapshot_chunk_bytes: usize::try_from(config.snapshot_chunk_size).unwrap_or(usize::MAX),
         ..discovery_raft::NetworkConfig::default()
     });
+    // Snapshots from the leader arrive in chunks into a file of the data dir (a crash's leftover is removed).
+    let snapshot_receiver = Arc::new(
+        discovery_raft::SnapshotReceiver::in_dir(config.data_dir.clone())
+            .map_err(|e| NodeError::Raft(format!("snapshot receiver in {}: {e}", config.data_dir.display())))?,
+    );
     let raft = Raft::new(config.id, Arc::new(raft_config), network, wrap_log_store(log_store), sm_store)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -328,6 +338,8 @@ where
         disk,
         liveness,
         applied_timeline,
+        snapshot_receive: snapshot_receiver.progress(),
+        snapshot_receiver,
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     tasks.spawn(liveness::run(state.clone(), shutdown.clone()));
@@ -389,7 +401,7 @@ pub fn router(state: AppState) -> Router {
         internal::internal_routes()
             .merge(liveness::liveness_routes())
             .with_state(state.clone())
-            .merge(discovery_raft::raft_routes(state.raft.clone())),
+            .merge(discovery_raft::raft_routes_with(state.raft.clone(), Arc::clone(&state.snapshot_receiver))),
         state.clone(),
     );
     let internal = discovery_raft::require_token(

@@ -389,6 +389,34 @@ impl TestCluster {
 
     // ---- membership -------------------------------------------------------------------------------
 
+    /// Start a new node (next id, new port, empty dir, `--join`) without adding it; its id once it answers.
+    pub async fn spawn_joining(&mut self) -> u64 {
+        let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut node = self.new_proc(id, format!("127.0.0.1:{}", free_port()));
+            node.args.push("--join".to_string());
+            node.member = false;
+            self.nodes.insert(id, node);
+            self.node_mut(id).spawn();
+            match self.wait_responding(id, deadline).await {
+                Ok(()) => return id,
+                Err(e) if Instant::now() < deadline => eprintln!("new node {id}: {e}; retrying on another port"),
+                Err(e) => panic!("new node {id}: {e}\n{}", self.logs()),
+            }
+        }
+    }
+
+    /// Count node `id` as a member from now on (its add was done by the test itself).
+    pub fn mark_member(&mut self, id: u64) {
+        self.node_mut(id).member = true;
+    }
+
+    /// The text of node `id`'s log so far.
+    pub fn log_of(&self, id: u64) -> String {
+        self.nodes.get(&id).map(NodeProc::log_text).unwrap_or_default()
+    }
+
     /// Start a new node (next id, new port, empty dir, `--join` instead of `--peers`) and add it to the
     /// cluster with `discovery cluster add`; returns once every live node sees it as a voter.
     pub async fn add_node(&mut self) -> u64 {

@@ -7,7 +7,7 @@
 //! - [`api`]: the bilibili calls the tests make.
 //! - [`workload`]: bounded writer tasks that record every acknowledged register; [`renewers`]: bounded
 //!   renew tasks.
-//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`], [`zones`].
+//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`], [`snapshots`], [`zones`].
 //!
 //! # Running
 //! `cargo test --test cluster -- --nocapture` prints the measured figures (failover times, -500 latency on
@@ -27,4 +27,5 @@ mod liveness;
 mod membership;
 mod minority;
 mod reads;
+mod snapshots;
 mod zones;

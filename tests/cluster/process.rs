@@ -36,7 +36,10 @@ impl NodeProc {
         // stderr goes to a file: a pipe nobody reads could fill up and block the node.
         let child = cmd
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CLUSTER_TEST_LOG").unwrap_or_else(|_| "warn,discovery_raft::receive=info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
