@@ -145,6 +145,10 @@ impl RegistryState {
     }
 }
 
+fn encode_registry(registry: &Registry) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(registry, bincode::config::standard()).map_err(|e| e.to_string())
+}
+
 impl discovery_storage::Application<TypeConfig> for RegistryState {
     fn apply(&self, entries: Vec<(LogId<NodeId>, Batch)>) -> Vec<BatchResult> {
         if entries.is_empty() {
@@ -176,7 +180,14 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, String> {
-        bincode::serde::encode_to_vec(&*self.read(), bincode::config::standard()).map_err(|e| e.to_string())
+        encode_registry(&self.read())
+    }
+
+    /// An O(1) clone of the copy-on-write registry (see `registry::store`): the read lock is held for the
+    /// clone only, and apply goes on while the clone is serialized.
+    fn freeze(&self) -> discovery_storage::Frozen {
+        let frozen = self.read().clone();
+        Box::new(move || encode_registry(&frozen))
     }
 
     fn restore(&self, data: &[u8]) -> Result<(), String> {
@@ -189,5 +200,44 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
         // The lessor rebuilds from the registry on its next tick; stale events would only extend leases.
         self.hub.notify_all();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use discovery_storage::Application;
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::registry::testutil::{batch, key, register};
+
+    fn log_id(index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    #[test]
+    fn apply_goes_on_while_a_frozen_snapshot_waits_to_be_serialized() {
+        let state = Arc::new(RegistryState::default());
+        let keys: Vec<_> = (0..2000).map(|i| key("dev", &format!("app{}", i / 100), "z1", &format!("h{i}"))).collect();
+        let entries = keys.iter().enumerate().map(|(i, k)| (log_id(i as u64 + 1), batch(1000, vec![register(k)])));
+        state.apply(entries.collect());
+        let frozen = state.freeze();
+        // If freezing kept the registry locked until the serialization, this apply would wait for it (here:
+        // forever, the serialization runs after it); on another thread so that a regression fails, not hangs.
+        let (done, applied) = std::sync::mpsc::channel();
+        let applier = Arc::clone(&state);
+        std::thread::spawn(move || {
+            let late = key("dev", "app0", "z1", "late");
+            let _ = done.send(applier.apply(vec![(log_id(5000), batch(2000, vec![register(&late)]))]));
+        });
+        let results = applied.recv_timeout(Duration::from_secs(10)).expect("apply did not wait for the snapshot");
+        assert_eq!(results.len(), 1);
+        assert_eq!(state.read().len(), 2001);
+        let bytes = frozen().expect("serialize");
+        let (snapshot, _): (Registry, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode");
+        assert_eq!(snapshot.len(), 2000, "the snapshot is the state when it was frozen");
     }
 }

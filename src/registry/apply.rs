@@ -13,6 +13,7 @@
 //!   wake exactly their long-pollers) and which leases appeared or vanished (for the leader's lessor).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::command::{
     check_client_timestamp, Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs, MAX_CLIENT_AHEAD_NS,
@@ -71,7 +72,8 @@ impl Registry {
         let fresh = new_instance(args, stamp);
         let key = &args.key;
         let app = key.app();
-        let hosts = self.apps.entry(app.clone()).or_default().zones.entry(key.zone.clone()).or_default();
+        let entry = Arc::make_mut(self.apps.entry(app.clone()).or_default());
+        let hosts = entry.zones.entry(key.zone.clone()).or_default();
         match hosts.get_mut(&key.hostname) {
             Some(stored) => {
                 let pinned = stored.instance.dirty_timestamp > stamp.saturating_add(MAX_CLIENT_AHEAD_NS);
@@ -104,7 +106,7 @@ impl Registry {
     /// instances and bump the cursor, which the original forgot.
     fn apply_set(&mut self, stamp: i64, args: &SetArgs, fx: &mut Applied) -> Outcome {
         let app = AppKey { env: args.env.clone(), appid: args.appid.clone() };
-        let Some(hosts) = self.apps.get_mut(&app).and_then(|entry| entry.zones.get_mut(&args.zone)) else {
+        let Some(hosts) = self.app_mut(&app).and_then(|entry| entry.zones.get_mut(&args.zone)) else {
             return Outcome::NotFound;
         };
         if let Err(reason) = check_set(args, hosts, stamp) {

@@ -119,10 +119,17 @@ mod tests {
             r
         };
         variants.push(mutate(&|r| r.high_water += 1));
-        variants.push(mutate(&|r| r.apps.values_mut().for_each(|app| app.latest_timestamp += 1)));
+        variants.push(mutate(&|r| {
+            let keys: Vec<_> = r.apps.keys().cloned().collect();
+            for key in keys {
+                if let Some(app) = r.app_mut(&key) {
+                    app.latest_timestamp += 1;
+                }
+            }
+        }));
         let with_instance = |f: fn(&mut crate::registry::store::Stored)| {
             let mut r = sample();
-            let app = r.apps.get_mut(&a.app()).expect("app");
+            let app = r.app_mut(&a.app()).expect("app");
             let stored = app.zones.get_mut("z1").and_then(|h| h.get_mut("a")).expect("instance");
             f(stored);
             r

@@ -9,12 +9,18 @@
 //!   the leader's clock went backwards meanwhile.
 //! - Each stored instance carries its *revision*: the Raft log index of the last `Register` that touched
 //!   it. The leader's lease table remembers the same number, and `Evict` deletes only on a match.
-//! - Everything is a `BTreeMap`, so iteration order (and thus JSON output, the digest and the snapshot
-//!   bytes) is the same on every replica.
+//! - Every map is ordered (`imbl::OrdMap` for the apps, `BTreeMap` inside an app), so iteration order (and
+//!   thus JSON output, the digest and the snapshot bytes) is the same on every replica.
+//! - Copy-on-write: the app map is a persistent map of `Arc<AppEntry>`, so cloning the registry is O(1) and
+//!   shares everything; a write to an app shared with a clone copies that one app (`Arc::make_mut`, at most
+//!   a few hundred instances) and the map's path to it. A snapshot serializes such a frozen clone while apply
+//!   goes on.
 //! - Serialized with bincode through serde for snapshots: struct map keys are fine there, JSON is not
-//!   used for this type.
+//!   used for this type. The bytes are those of the earlier `BTreeMap<AppKey, AppEntry>` layout (a map is a
+//!   map, an `Arc` is its value), so older snapshots restore.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +58,7 @@ impl AppEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     /// (env, appid) → app. Never holds an app without zones.
-    pub(super) apps: BTreeMap<AppKey, AppEntry>,
+    pub(super) apps: imbl::OrdMap<AppKey, Arc<AppEntry>>,
     /// The highest cursor ever given to any app (0 for a fresh registry). Kept after apps are removed.
     pub(super) high_water: i64,
 }
@@ -65,12 +71,17 @@ impl Registry {
 
     /// The app entry of (env, appid), if it has any instance.
     pub fn app(&self, env: &str, appid: &str) -> Option<&AppEntry> {
-        self.apps.get(&app_key(env, appid))
+        self.apps.get(&app_key(env, appid)).map(|app| &**app)
     }
 
     /// Every app, ordered by (env, appid).
     pub fn apps(&self) -> impl Iterator<Item = (&AppKey, &AppEntry)> {
-        self.apps.iter()
+        self.apps.iter().map(|(key, app)| (key, &**app))
+    }
+
+    /// The app to change, copied first if a frozen clone (a snapshot being written) shares it.
+    pub(super) fn app_mut(&mut self, app: &AppKey) -> Option<&mut AppEntry> {
+        self.apps.get_mut(app).map(Arc::make_mut)
     }
 
     /// The polling cursor of (env, appid), or `None` if the app does not exist.
@@ -105,7 +116,7 @@ impl Registry {
 
     /// `(key, revision)` of every instance: what a new leader seeds its lease table with.
     pub fn leases(&self) -> impl Iterator<Item = (InstanceKey, u64)> + '_ {
-        self.apps.values().flat_map(AppEntry::instances).map(|stored| (stored.instance.key(), stored.revision))
+        self.apps.values().flat_map(|app| app.instances()).map(|stored| (stored.instance.key(), stored.revision))
     }
 
     /// Advances the cursor of `app` (if it still exists) to `max(stamp, high_water + 1)`.
@@ -113,10 +124,10 @@ impl Registry {
     /// Using the registry-wide high-water mark rather than the app's own previous value gives the same
     /// strict increase per app, and also survives removal and re-creation of the app.
     pub(super) fn bump_cursor(&mut self, app: &AppKey, stamp: i64) -> bool {
-        let Some(entry) = self.apps.get_mut(app) else {
+        let cursor = stamp.max(self.high_water.saturating_add(1));
+        let Some(entry) = self.app_mut(app) else {
             return false;
         };
-        let cursor = stamp.max(self.high_water.saturating_add(1));
         entry.latest_timestamp = cursor;
         self.high_water = cursor;
         true
@@ -126,15 +137,17 @@ impl Registry {
     /// Returns whether something was removed.
     pub(super) fn remove_if(&mut self, key: &InstanceKey, may_remove: impl FnOnce(&Stored) -> bool) -> bool {
         let app = key.app();
-        let Some(entry) = self.apps.get_mut(&app) else {
+        // Decided on the shared copy: a refused removal copies nothing.
+        let found = self.apps.get(&app).and_then(|entry| entry.zones.get(&key.zone)?.get(&key.hostname));
+        if !found.is_some_and(may_remove) {
+            return false;
+        }
+        let Some(entry) = self.app_mut(&app) else {
             return false;
         };
         let Some(hosts) = entry.zones.get_mut(&key.zone) else {
             return false;
         };
-        if !hosts.get(&key.hostname).is_some_and(may_remove) {
-            return false;
-        }
         hosts.remove(&key.hostname);
         if hosts.is_empty() {
             entry.zones.remove(&key.zone);
@@ -170,6 +183,43 @@ mod tests {
         assert_eq!(back, reg);
         assert_eq!(back.digest(), reg.digest());
         assert_eq!(back.high_water(), reg.high_water(), "the high-water mark survives a snapshot");
+    }
+
+    #[test]
+    fn a_clone_is_frozen_while_the_original_changes() {
+        let (a, b) = (key("dev", "demo", "z1", "a"), key("dev", "other", "z1", "b"));
+        let mut reg = registry_with(&[a.clone(), b.clone()]);
+        let frozen = reg.clone();
+        let before = bincode::serde::encode_to_vec(&frozen, bincode::config::standard()).expect("encode");
+        reg.apply(10, &batch(99_000, vec![register(&key("dev", "demo", "z1", "new")), Command::Cancel(b)]));
+        assert_eq!(reg.len(), 2);
+        assert_eq!(frozen.len(), 2);
+        assert!(frozen.zone("dev", "demo", "z1").is_some_and(|hosts| !hosts.contains_key("new")));
+        assert!(frozen.app("dev", "other").is_some(), "the cancel did not reach the clone");
+        let after = bincode::serde::encode_to_vec(&frozen, bincode::config::standard()).expect("encode");
+        assert_eq!(before, after, "the clone's bytes did not move");
+        assert_ne!(frozen.digest(), reg.digest());
+    }
+
+    /// The layout before copy-on-write: snapshots written by it must still restore.
+    #[derive(serde::Serialize)]
+    struct BeforeCopyOnWrite {
+        apps: BTreeMap<AppKey, AppEntry>,
+        high_water: i64,
+    }
+
+    #[test]
+    fn snapshots_of_the_earlier_layout_restore() {
+        let reg = registry_with(&[key("dev", "demo", "z1", "a"), key("prod", "x", "z2", "b")]);
+        let old = BeforeCopyOnWrite {
+            apps: reg.apps().map(|(k, app)| (k.clone(), app.clone())).collect(),
+            high_water: reg.high_water(),
+        };
+        let bytes = bincode::serde::encode_to_vec(&old, bincode::config::standard()).expect("encode");
+        let (back, _): (Registry, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode the old layout");
+        assert_eq!(back, reg);
+        assert_eq!(back.digest(), reg.digest());
     }
 
     #[test]

@@ -59,7 +59,7 @@ mod sled_files;
 pub mod snapshot;
 pub mod state_machine;
 
-pub use app::Application;
+pub use app::{Application, Frozen};
 pub use durable::SyncObserver;
 pub use log_store::SledLogStore;
 pub use open::{open_storage, OpenError};

@@ -148,19 +148,20 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
 /// Builds a snapshot from a state captured when openraft asked for the builder.
 ///
 /// openraft runs [`RaftSnapshotBuilder::build_snapshot`] on its own task while the state machine keeps
-/// applying, so everything the snapshot contains (the application's bytes, last applied id,
-/// membership) is captured up front, in the state machine task, where it is consistent.
+/// applying, so everything the snapshot contains (the application's frozen state, last applied id,
+/// membership) is captured up front, in the state machine task, where it is consistent; the frozen state
+/// is serialized by the build, on the blocking pool.
 pub struct SledSnapshotBuilder<C: RaftTypeConfig> {
     store: Arc<SnapshotStore<C>>,
-    /// The application's bytes (or why it could not produce them); taken by the one build.
-    captured: Option<Result<Vec<u8>, String>>,
+    /// The application's frozen state; taken (and serialized) by the one build.
+    captured: Option<crate::app::Frozen>,
     meta: Meta<C>,
 }
 
 impl<C: RaftTypeConfig> SledSnapshotBuilder<C> {
     pub(crate) fn new(
         store: Arc<SnapshotStore<C>>,
-        captured: Result<Vec<u8>, String>,
+        captured: crate::app::Frozen,
         last_applied: Option<LogId<C::NodeId>>,
         membership: StoredMembership<C::NodeId, C::Node>,
         snapshot_id: String,
@@ -176,15 +177,20 @@ where
 {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<C>, C> {
         let signature = Some(self.meta.signature());
-        let data = match self.captured.take() {
-            Some(Ok(data)) => data,
-            Some(Err(reason)) => {
-                let e = AnyError::error(format!("application snapshot failed: {reason}"));
-                return Err(StorageIOError::read_state_machine(e).into());
-            }
+        let serialized = match self.captured.take() {
+            Some(frozen) => tokio::task::spawn_blocking(frozen)
+                .await
+                .unwrap_or_else(|e| Err(format!("snapshot serialization task failed: {e}"))),
             None => {
                 let e = AnyError::error("snapshot builder already used: each builder builds one snapshot");
                 return Err(StorageIOError::write_snapshot(signature, e).into());
+            }
+        };
+        let data = match serialized {
+            Ok(data) => data,
+            Err(reason) => {
+                let e = AnyError::error(format!("application snapshot failed: {reason}"));
+                return Err(StorageIOError::read_state_machine(e).into());
             }
         };
         let (saved, data) = self.store.save(&self.meta, data, Replace::UnlessOlder).await?;

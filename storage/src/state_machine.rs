@@ -146,14 +146,10 @@ where
         self.builds += 1;
         let at = self.last_applied.as_ref().map_or_else(|| "none".to_string(), |id| id.to_string());
         let snapshot_id = format!("{at}-{}", self.builds);
-        // Serializing the whole state takes long with many instances (hundreds of ms per 100 MB): done on
-        // the blocking pool, so that this node's async workers keep answering Raft and clients meanwhile
-        // (inline, it made followers miss the leader's 100 ms append timeout at every snapshot). Awaited
-        // here, so no apply runs in between and the bytes are exactly the state at `last_applied`.
-        let app = Arc::clone(&self.app);
-        let captured = tokio::task::spawn_blocking(move || app.snapshot())
-            .await
-            .unwrap_or_else(|e| Err(format!("snapshot task failed: {e}")));
+        // Only the freeze runs here, where the state is exactly the state at `last_applied` (no apply runs
+        // meanwhile); serializing the frozen view, long with many instances (hundreds of ms per 100 MB), is
+        // the builder's, on the blocking pool, while this task goes on applying.
+        let captured = self.app.freeze();
         SledSnapshotBuilder::new(
             Arc::clone(&self.snapshots),
             captured,
