@@ -20,7 +20,13 @@ pub(crate) const META_NODE_ID: &[u8] = b"node_id";
 /// decode everything else.
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
-/// The snapshot that counts: which data slot holds it, and its metadata (`(u8, SnapshotMeta)`).
+/// The snapshot that counts, as a file: its name in [`SNAPSHOT_DIR`] and its metadata
+/// (`(String, SnapshotMeta)`). When present it wins over the sled layouts below, which it replaced.
+pub(crate) const SNAPSHOT_CURRENT_FILE: &[u8] = b"current_file";
+/// The directory (inside the data dir) of snapshot files.
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
+/// The snapshot that counts in data dirs written before the files: which data slot holds it, and its
+/// metadata (`(u8, SnapshotMeta)`); read while `current_file` is absent, removed by the next save.
 pub(crate) const SNAPSHOT_CURRENT: &[u8] = b"current";
 /// The two data slots (the application's bytes); `current` names the one in use.
 pub(crate) const SNAPSHOT_SLOTS: [&[u8]; 2] = [b"data.0", b"data.1"];

@@ -1,16 +1,16 @@
 //! The latest snapshot on disk, and [`SledSnapshotBuilder`], which builds one.
 //!
 //! Invariants:
-//! - Tree `snapshot` holds the snapshot that counts: `current` names its data slot (`data.0` or
-//!   `data.1`, a codec byte string of the application's bytes) and holds its `SnapshotMeta`. A save
-//!   writes the other slot, makes it durable, then points `current` at it and makes that durable: a
-//!   crash at any point leaves `current` naming complete data. The slot given up is removed afterwards
-//!   (if it comes back after a crash, nothing points at it and the next save overwrites it).
-//! - No sled batch: sled 0.34 runs a batch under a lock that excludes every other operation on the
-//!   database, so writing a snapshot of a few hundred thousand instances in one stopped the node's Raft
-//!   log (and, on a single-threaded runtime, the whole node) for a quarter of a second.
-//! - Data dirs written before the slots hold `meta` and `data` instead of `current`; they are read as
-//!   the current snapshot until the next save, which removes them.
+//! - The snapshot's bytes are a file in `DATA_DIR/snapshots/`, never a sled value: sled shares its write
+//!   path and its flushes with the Raft log, so a 170 MB value (1,000,000 instances) made every log append
+//!   wait behind it for over a second. Tree `snapshot` holds only the pointer: `current_file` names the
+//!   file and holds its `SnapshotMeta`.
+//! - A save writes `<name>.tmp`, fsyncs it, renames it to `<name>`, fsyncs the directory, then points
+//!   `current_file` at it and makes that durable: a crash at any point leaves `current_file` naming a
+//!   complete file. Files no pointer names (the previous snapshot, a crash's leftovers) are removed by the
+//!   next save, `.tmp` files also at open.
+//! - Older layouts are read until the next save replaces them: `current` naming a sled data slot
+//!   (`data.0`/`data.1`, a codec byte string), and before that `meta` + `data`.
 //! - A built snapshot never replaces a newer stored one. openraft builds snapshots on a separate task,
 //!   so a build that started before a snapshot was installed from the leader can finish after it; the
 //!   check-and-write runs under one lock, so that older build is dropped rather than stored.
@@ -27,14 +27,27 @@ use openraft::{
 
 use crate::codec;
 use crate::durable::Durable;
-use crate::layout::{SNAPSHOT_CURRENT, SNAPSHOT_DATA, SNAPSHOT_META, SNAPSHOT_SLOTS};
+use crate::layout::{
+    SNAPSHOT_CURRENT, SNAPSHOT_CURRENT_FILE, SNAPSHOT_DATA, SNAPSHOT_DIR, SNAPSHOT_META, SNAPSHOT_SLOTS,
+};
 
 type StorageResult<T, C> = Result<T, StorageError<<C as RaftTypeConfig>::NodeId>>;
 type Meta<C> = SnapshotMeta<<C as RaftTypeConfig>::NodeId, <C as RaftTypeConfig>::Node>;
 /// A stored snapshot: its metadata and the application's bytes.
 pub(crate) type StoredSnapshot<C> = (Meta<C>, Vec<u8>);
-/// Where the stored snapshot's data is (`None`: the key of the layout before the slots), and its metadata.
-type Current<C> = (Option<usize>, Meta<C>);
+/// Where the stored snapshot's data is, and its metadata.
+type Current<C> = (Location, Meta<C>);
+
+/// Where a stored snapshot's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    /// A file of the snapshot directory.
+    File(String),
+    /// A sled data slot (the layout before the files).
+    Slot(usize),
+    /// The `data` key (the layout before the slots).
+    Legacy,
+}
 
 /// Whether a save may replace a stored snapshot that is newer than the one being saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +61,8 @@ pub(crate) enum Replace {
 /// The `snapshot` tree of one data dir.
 pub(crate) struct SnapshotStore<C: RaftTypeConfig> {
     tree: sled::Tree,
+    /// `DATA_DIR/snapshots`.
+    dir: std::path::PathBuf,
     durable: Arc<Durable>,
     /// Serializes check-and-write in [`SnapshotStore::save`]; held only on the blocking pool.
     write_lock: Mutex<()>,
@@ -59,12 +74,27 @@ fn read_err<C: RaftTypeConfig>(e: impl std::error::Error + 'static) -> StorageEr
 }
 
 impl<C: RaftTypeConfig> SnapshotStore<C> {
-    pub(crate) fn new(tree: sled::Tree, durable: Arc<Durable>) -> Self {
-        Self { tree, durable, write_lock: Mutex::new(()), _config: PhantomData }
+    /// The store of the data dir `data_dir`: creates its snapshot directory, removes `.tmp` leftovers.
+    pub(crate) fn new(tree: sled::Tree, durable: Arc<Durable>, data_dir: &std::path::Path) -> std::io::Result<Self> {
+        let dir = data_dir.join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                tracing::info!(file = %path.display(), "removing a snapshot file a crash left half written");
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(Self { tree, dir, durable, write_lock: Mutex::new(()), _config: PhantomData })
     }
 
-    /// The data slot and metadata of the stored snapshot; slot `None` is the layout before the slots.
+    /// Where the stored snapshot is, and its metadata.
     fn load_current(&self) -> StorageResult<Option<Current<C>>, C> {
+        if let Some(bytes) = self.tree.get(SNAPSHOT_CURRENT_FILE).map_err(read_err::<C>)? {
+            let (file, meta): (String, Meta<C>) =
+                codec::decode("current snapshot file", &bytes).map_err(read_err::<C>)?;
+            return Ok(Some((Location::File(file), meta)));
+        }
         if let Some(bytes) = self.tree.get(SNAPSHOT_CURRENT).map_err(read_err::<C>)? {
             let (slot, meta): (u8, Meta<C>) = codec::decode("current snapshot", &bytes).map_err(read_err::<C>)?;
             let slot = usize::from(slot);
@@ -72,18 +102,26 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
                 let bad = AnyError::error(format!("current snapshot names data slot {slot}, which does not exist"));
                 return Err(StorageIOError::read_snapshot(Some(meta.signature()), bad).into());
             }
-            return Ok(Some((Some(slot), meta)));
+            return Ok(Some((Location::Slot(slot), meta)));
         }
         match self.tree.get(SNAPSHOT_META).map_err(read_err::<C>)? {
             None => Ok(None),
-            Some(bytes) => Ok(Some((None, codec::decode("snapshot meta", &bytes).map_err(read_err::<C>)?))),
+            Some(bytes) => Ok(Some((Location::Legacy, codec::decode("snapshot meta", &bytes).map_err(read_err::<C>)?))),
         }
     }
 
     /// The stored snapshot, if any.
     pub(crate) fn load(&self) -> StorageResult<Option<StoredSnapshot<C>>, C> {
-        let Some((slot, meta)) = self.load_current()? else { return Ok(None) };
-        let key = slot.map_or(SNAPSHOT_DATA, |slot| SNAPSHOT_SLOTS[slot]);
+        let Some((location, meta)) = self.load_current()? else { return Ok(None) };
+        let key = match location {
+            Location::File(name) => {
+                let data = std::fs::read(self.dir.join(&name))
+                    .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+                return Ok(Some((meta, data)));
+            }
+            Location::Slot(slot) => SNAPSHOT_SLOTS[slot],
+            Location::Legacy => SNAPSHOT_DATA,
+        };
         let Some(bytes) = self.tree.get(key).map_err(read_err::<C>)? else {
             let missing = AnyError::error("snapshot data: missing although snapshot meta is present");
             return Err(StorageIOError::read_snapshot(Some(meta.signature()), missing).into());
@@ -114,35 +152,56 @@ impl<C: RaftTypeConfig> SnapshotStore<C> {
         let meta = meta.clone();
         let err = write_err.clone();
         tokio::task::spawn_blocking(move || {
-            let data_bytes = codec::encode_bytes("snapshot data", &data).map_err(|e| err(&e))?;
-            let saved = this.save_blocking(&meta, data_bytes, replace).map_err(|e| err(&e))?;
+            let saved = this.save_blocking(&meta, &data, replace).map_err(|e| err(&e))?;
             Ok((saved, data))
         })
         .await
         .map_err(|e| write_err(&e))?
     }
 
-    fn save_blocking(&self, meta: &Meta<C>, data_bytes: Vec<u8>, replace: Replace) -> Result<bool, std::io::Error> {
+    fn save_blocking(&self, meta: &Meta<C>, data: &[u8], replace: Replace) -> Result<bool, std::io::Error> {
+        use std::io::Write;
         let _serialized = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let stored = self.load_current().map_err(std::io::Error::other)?;
         if replace == Replace::UnlessOlder && stored.as_ref().is_some_and(|(_, s)| s.last_log_id > meta.last_log_id) {
             return Ok(false);
         }
-        let slot = match stored {
-            Some((Some(slot), _)) => 1 - slot,
-            _ => 0,
-        };
-        let current = codec::encode("current snapshot", &(slot as u8, meta)).map_err(std::io::Error::other)?;
-        // The data first, durable before anything points at it; then the pointer.
-        self.tree.insert(SNAPSHOT_SLOTS[slot], data_bytes)?;
+        let name = file_name::<C>(meta);
+        // The data first, complete and durable under its final name before anything points at it.
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        let current = codec::encode("current snapshot file", &(name.clone(), meta)).map_err(std::io::Error::other)?;
+        self.tree.insert(SNAPSHOT_CURRENT_FILE, current)?;
         self.durable.sync()?;
-        self.tree.insert(SNAPSHOT_CURRENT, current)?;
-        self.durable.sync()?;
-        for unused in [SNAPSHOT_SLOTS[1 - slot], SNAPSHOT_META, SNAPSHOT_DATA] {
+        // What nothing points at any more: the older layouts' keys, the previous file, a crash's leftovers.
+        for unused in [SNAPSHOT_CURRENT, SNAPSHOT_SLOTS[0], SNAPSHOT_SLOTS[1], SNAPSHOT_META, SNAPSHOT_DATA] {
             self.tree.remove(unused)?;
+        }
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy() != name {
+                std::fs::remove_file(entry.path())?;
+            }
         }
         Ok(true)
     }
+}
+
+/// The file name of a snapshot: its id (log id and build count, or the leader's id for one installed),
+/// with anything but letters, digits, `-` and `.` replaced.
+fn file_name<C: RaftTypeConfig>(meta: &Meta<C>) -> String {
+    let id: String = meta
+        .snapshot_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .take(120)
+        .collect();
+    format!("snapshot-{id}.bin")
 }
 
 /// Builds a snapshot from a state captured when openraft asked for the builder.

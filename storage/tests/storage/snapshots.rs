@@ -1,5 +1,6 @@
-//! The snapshot store's two data slots: saves alternate between them, an interrupted save leaves the
-//! previous snapshot in force, and data dirs written before the slots are read and converted.
+//! The snapshot store: a snapshot's bytes are a file of `DATA_DIR/snapshots/` that a small sled pointer
+//! names; an interrupted save leaves the previous snapshot in force; data dirs written in the sled layouts
+//! (two data slots; before that `meta` + `data`) are read and converted by the next save.
 
 use openraft::storage::{RaftLogStorageExt, RaftStateMachine};
 use openraft::RaftSnapshotBuilder;
@@ -8,6 +9,16 @@ use crate::common::{membership, normal, open};
 use crate::reopen::sled_open;
 
 const SLOTS: [&str; 2] = ["data.0", "data.1"];
+
+/// The files of the snapshot directory, sorted.
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 /// Which keys the `snapshot` tree holds, in key order.
 fn snapshot_keys(dir: &std::path::Path) -> Vec<String> {
@@ -33,42 +44,71 @@ async fn current_snapshot(dir: &std::path::Path) -> (Option<u64>, Vec<u8>) {
 }
 
 #[tokio::test]
-async fn saves_alternate_between_the_slots_and_the_latest_counts() {
+async fn a_snapshot_is_a_file_and_the_latest_counts() {
     let dir = tempfile::tempdir().unwrap();
     let first = snapshot_after(dir.path(), 3).await;
-    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[0]]);
+    assert_eq!(snapshot_keys(dir.path()), ["current_file"], "sled holds the pointer only");
+    let files = snapshot_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(dir.path().join("snapshots").join(&files[0])).unwrap(), first);
     let second = snapshot_after(dir.path(), 5).await;
-    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[1]], "the slot given up is removed");
     assert_ne!(first, second);
+    let now = snapshot_files(dir.path());
+    assert_eq!(now.len(), 1, "the previous file is removed: {now:?}");
+    assert_ne!(now, files);
     assert_eq!(current_snapshot(dir.path()).await, (Some(5), second));
-    let third = snapshot_after(dir.path(), 6).await;
-    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[0]]);
-    assert_eq!(current_snapshot(dir.path()).await, (Some(6), third));
 }
 
 #[tokio::test]
 async fn a_save_cut_off_before_the_pointer_leaves_the_previous_snapshot_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let first = snapshot_after(dir.path(), 3).await;
-    {
-        // What a crash right after writing the other slot leaves: data nothing points at.
-        let db = sled_open(dir.path());
-        db.open_tree("snapshot").unwrap().insert(SLOTS[1], &b"half a snapshot"[..]).unwrap();
-        db.flush().unwrap();
-    }
+    // What crashes leave: a half-written file, and a complete one nothing points at yet.
+    let snapshots = dir.path().join("snapshots");
+    std::fs::write(snapshots.join("snapshot-next.bin.tmp"), b"half a snapshot").unwrap();
+    std::fs::write(snapshots.join("snapshot-stray.bin"), b"a whole other snapshot").unwrap();
     assert_eq!(current_snapshot(dir.path()).await, (Some(3), first));
-    // The next save writes over the stray slot and points at it.
+    assert!(!snapshot_files(dir.path()).iter().any(|f| f.ends_with(".tmp")), "a .tmp file is removed at open");
     let second = snapshot_after(dir.path(), 4).await;
     assert_eq!(current_snapshot(dir.path()).await, (Some(4), second));
-    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[1]]);
+    assert_eq!(snapshot_files(dir.path()).len(), 1, "the next save removes the stray file");
+}
+
+/// Rewrite the snapshot of `dir` in the sled slot layout (`current` = schema byte, slot, meta; `data.0`).
+fn to_slot_layout(dir: &std::path::Path) {
+    let file = snapshot_files(dir).pop().unwrap();
+    let data = std::fs::read(dir.join("snapshots").join(&file)).unwrap();
+    std::fs::remove_file(dir.join("snapshots").join(&file)).unwrap();
+    let db = sled_open(dir);
+    let tree = db.open_tree("snapshot").unwrap();
+    let pointer = tree.remove("current_file").unwrap().unwrap();
+    // `current_file` is the schema byte, the file name (one length byte: names are short), then the meta.
+    let meta = &pointer[2 + usize::from(pointer[1])..];
+    let current: Vec<u8> = [pointer[0], 0].iter().chain(meta).copied().collect();
+    tree.insert("current", current).unwrap();
+    tree.insert(SLOTS[0], discovery_storage::codec::encode_bytes("data", &data).unwrap()).unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn a_data_dir_of_the_slot_layout_is_read_then_converted_by_the_next_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = snapshot_after(dir.path(), 3).await;
+    to_slot_layout(dir.path());
+    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[0]]);
+    assert_eq!(current_snapshot(dir.path()).await, (Some(3), first));
+    let second = snapshot_after(dir.path(), 4).await;
+    assert_eq!(snapshot_keys(dir.path()), ["current_file"], "the slot keys are gone");
+    assert_eq!(current_snapshot(dir.path()).await, (Some(4), second));
 }
 
 #[tokio::test]
 async fn a_data_dir_written_before_the_slots_is_read_then_converted_by_the_next_save() {
     let dir = tempfile::tempdir().unwrap();
     let first = snapshot_after(dir.path(), 3).await;
+    to_slot_layout(dir.path());
     {
-        // Rewrite it in the old layout: `meta` (schema byte + meta) and `data`, no `current`.
+        // Then in the layout before the slots: `meta` (schema byte + meta) and `data`, no `current`.
         let db = sled_open(dir.path());
         let tree = db.open_tree("snapshot").unwrap();
         let current = tree.remove("current").unwrap().unwrap();
@@ -81,6 +121,6 @@ async fn a_data_dir_written_before_the_slots_is_read_then_converted_by_the_next_
     assert_eq!(snapshot_keys(dir.path()), ["data", "meta"]);
     assert_eq!(current_snapshot(dir.path()).await, (Some(3), first));
     let second = snapshot_after(dir.path(), 4).await;
-    assert_eq!(snapshot_keys(dir.path()), ["current", SLOTS[0]], "the old keys are gone");
+    assert_eq!(snapshot_keys(dir.path()), ["current_file"], "the old keys are gone");
     assert_eq!(current_snapshot(dir.path()).await, (Some(4), second));
 }

@@ -1,0 +1,62 @@
+//! What the registry costs per instance: builds a registry of N instances in the benchmark's register form
+//! (100 per app, two addresses, a version, three metadata pairs), then prints the process's resident memory
+//! before and after, per instance, and the snapshot's size.
+//!
+//! `cargo run --release --example footprint -- 1000000`
+
+use std::collections::BTreeMap;
+
+use discovery::registry::command::{Batch, Command, RegisterArgs};
+use discovery::registry::model::InstanceKey;
+use discovery::registry::Registry;
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn register(i: u64) -> Command {
+    let metadata: BTreeMap<String, String> = [("weight", "10"), ("cluster", "c1"), ("color", "blue")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Command::Register(RegisterArgs {
+        region: String::new(),
+        key: InstanceKey {
+            env: "bench".into(),
+            appid: format!("bench.s{}", i / 100),
+            zone: "z1".into(),
+            hostname: format!("s-{i}"),
+        },
+        addrs: vec!["grpc://10.0.0.1:9000".into(), "http://10.0.0.1:8000".into()],
+        version: "v1.2.3".into(),
+        metadata: Some(metadata),
+        status: 1,
+        dirty_timestamp: 0,
+    })
+}
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let before = rss_kib();
+    let mut registry = Registry::new();
+    for chunk in 0..n.div_ceil(512) {
+        let commands = (chunk * 512..((chunk + 1) * 512).min(n)).map(register).collect();
+        registry.apply(chunk + 1, &Batch { stamp_ns: 1_000 + chunk as i64, commands });
+    }
+    let after = rss_kib();
+    let bytes = bincode::serde::encode_to_vec(&registry, bincode::config::standard()).map(|b| b.len()).unwrap_or(0);
+    let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    println!(
+        "{n} instances: RSS {} MiB -> {} MiB, {per:.0} bytes per instance; snapshot {} MiB ({:.0} bytes per instance)",
+        before / 1024,
+        after / 1024,
+        bytes / (1 << 20),
+        bytes as f64 / n as f64
+    );
+    assert_eq!(registry.len() as u64, n);
+}
