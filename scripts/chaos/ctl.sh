@@ -12,7 +12,9 @@
 #   ctl.sh wipe N             delete node N's data dir (N must be stopped)
 #   ctl.sh member-remove N S  discovery cluster remove --node N --server S
 #   ctl.sh member-add N S     discovery cluster add --node N --server S
-#   ctl.sh member-learner N S discovery cluster add --learner --node N --server S (zones topology)
+#   ctl.sh learner-add N S    discovery cluster add --learner --node N --server S (a read replica)
+#   ctl.sh promote N S        discovery cluster promote --node N --server S (learner -> voter)
+#   ctl.sh demote N S         discovery cluster demote --node N --server S (voter -> learner)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
@@ -39,18 +41,17 @@ start_node() {
         return 0
     fi
     mkdir -p "$CHAOS_STATE/data" "$CHAOS_STATE/logs" "$CHAOS_STATE/pids" "$CHAOS_STATE/started"
-    # Zones topology: nodes 1..CHAOS_VOTERS are the voters of zone za and found the cluster; the others are
-    # zone zb's read replicas, which start with --join and are added as learners by run.sh.
-    local voters=${CHAOS_VOTERS:-$CHAOS_NODES} zone=()
-    if [ "${CHAOS_ZONES:-0}" = 1 ]; then
-        if [ "$n" -le "$voters" ]; then zone=(--zone za); else zone=(--zone zb); fi
-    fi
-    if [ -e "$CHAOS_STATE/started/$n" ] || [ "$n" -gt "$voters" ]; then
+    if [ -e "$CHAOS_STATE/started/$n" ] || [ "$n" -gt "${CHAOS_VOTERS:-$CHAOS_NODES}" ]; then
+        # Restarts, and read replicas (added as learners by run.sh once they listen), join.
         mode=(--join)
     else
-        mode=(--peers "$(chaos_peers "$voters")")
+        mode=(--peers "$(chaos_peers "${CHAOS_VOTERS:-$CHAOS_NODES}")")
     fi
     touch "$CHAOS_STATE/started/$n"
+    zone=()
+    # shellcheck disable=SC2206 # CHAOS_ZONES is a list of words, one zone per node
+    zones=(${CHAOS_ZONES:-})
+    if [ ${#zones[@]} -ge "$n" ]; then zone=(--zone "${zones[$((n - 1))]}"); fi
     echo "=== $(date +%H:%M:%S.%N) start ${mode[0]}" >>"$CHAOS_STATE/logs/$n.log"
     # setsid: the node is no member of the caller's process group (a Ctrl-C reaches run.sh, whose
     # cleanup kills the nodes by pid). In a non-interactive shell setsid execs in place, so $! is the node.
@@ -107,18 +108,16 @@ wipe)
     if [ -n "$pid" ] && pid_alive "$pid"; then echo "node $1 is running" >&2; exit 1; fi
     rm -rf "${CHAOS_STATE:?}/data/$1"
     ;;
-member-learner)
-    ip netns exec "$CHAOS_CTL_NS" timeout 80 "$BIN" cluster add --learner --node "$(chaos_addr "$1")" \
-        --server "$(chaos_addr "$2")" --cluster-token "$CHAOS_TOKEN" >/dev/null
-    ;;
-member-remove | member-add)
-    action=${cmd#member-}
+member-remove | member-add | learner-add | promote | demote)
+    # shellcheck disable=SC2206 # one word: remove or add
+    action=(${cmd#member-})
+    case "$cmd" in learner-add) action=(add --learner) ;; promote | demote) action=("$cmd") ;; esac
     # Always from the control namespace: the cluster's addresses mean nothing anywhere else.
-    ip netns exec "$CHAOS_CTL_NS" timeout 80 "$BIN" cluster "$action" --node "$(chaos_addr "$1")" \
+    ip netns exec "$CHAOS_CTL_NS" timeout 80 "$BIN" cluster "${action[@]}" --node "$(chaos_addr "$1")" \
         --server "$(chaos_addr "$2")" --cluster-token "$CHAOS_TOKEN" >/dev/null
     ;;
 *)
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
     ;;
 esac

@@ -7,9 +7,11 @@
 #                        [--schedule FILE] [--keep-data]
 #
 # Short mode: --duration 60 --nodes 3 (≈ 2 minutes plus the build). Long mode: --duration 1800 --nodes 5.
-# --zones: two zones, za with three voters (nodes 1-3) and zb with two read replicas (learners, nodes 4-5); the
-# nemesis cuts zone zb off, kills or pauses the whole of it, and hits at most one voter at a time (alone or with
-# zone zb), with the same checker rules.
+# --zones: two zones (issue 14): nodes 1-3 voters of zone za (--peers 1..3), nodes 4-5 read replicas of
+# zone zb (--join, then `cluster add --learner`); every other instance registers in zb through zb's nodes
+# (falling back to za's), and the nemesis cuts zb from za both ways, kills or pauses the whole of zb, kills,
+# pauses or cuts one voter (often the leader), demotes a voter or promotes a learner for a while; never
+# more than one voter. Same rules, learners included.
 # Needs root (network namespaces, iptables); without it, or without namespace support, exits 77.
 # Exit: 0 no violation; 1 a safety violation (rules a-e: lost write, phantom/resurrected write, divergence,
 # stale consistent read, false eviction); 2 the run could not be done (bad arguments, build or setup
@@ -40,21 +42,23 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
-    --zones) zones=1; shift ;;
     --out) out=$2; shift 2 ;;
     --release) profile=release; shift ;;
     --schedule) schedule=$2; shift 2 ;;
     --keep-data) keep_data=1; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --zones) zones=1; shift ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 case "$nodes" in 3 | 5) ;; *) echo "--nodes must be 3 or 5" >&2; exit 2 ;; esac
 voters=$nodes
-learners=""
-if [ "$zones" -eq 1 ]; then nodes=5 voters=3 learners=4,5; fi
+zone_list=""
+suffix=""
+layout=""
+if [ "$zones" -eq 1 ]; then nodes=5 voters=3 zone_list="za za za zb zb" suffix=-zones layout=", zones $zone_list"; fi
 seed=${seed:-$(( $(date +%s) % 100000 ))}
-out=${out:-$root/target/chaos/$(date +%Y%m%d-%H%M%S)-seed$seed-n$nodes$([ "$zones" -eq 1 ] && echo -zones)}
+out=${out:-$root/target/chaos/$(date +%Y%m%d-%H%M%S)-seed$seed-n$nodes$suffix}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "chaos: needs root (network namespaces and iptables); skipping" >&2
@@ -117,34 +121,30 @@ poll_timeout=5s
 cat >"$CHAOS_STATE/chaos.env" <<EOF
 CHAOS_NODES=$nodes
 CHAOS_VOTERS=$voters
-CHAOS_ZONES=$zones
+CHAOS_ZONES="$zone_list"
 CHAOS_TOKEN=$token
 CHAOS_PREFIX=$CHAOS_PREFIX
 CHAOS_NODE_FLAGS="--lease $lease --evict-interval 500ms --protect-threshold 0 --poll-timeout $poll_timeout --snapshot-logs 300"
 EOF
 
-log "seed $seed, $nodes nodes, ${duration} s of faults; output in $CHAOS_STATE"
+log "seed $seed, $nodes nodes ($voters voters$layout), ${duration} s of faults; output in $CHAOS_STATE"
 chaos_setup_net "$nodes"
 for ((i = 1; i <= nodes; i++)); do bash "$here/ctl.sh" start "$i"; done
-if [ "$zones" -eq 1 ]; then
-    # Zone zb's replicas join as learners once the voters have a leader (the CLI finds it; retried while
-    # the first election runs).
-    for i in 4 5; do
-        added=0
-        for _ in $(seq 30); do
-            if bash "$here/ctl.sh" member-learner "$i" 1 2>/dev/null; then added=1; break; fi
-            sleep 1
-        done
-        [ "$added" -eq 1 ] || { log "could not add node $i as a learner"; exit 2; }
+# The read replicas of --zones: learners, added through voter 1 once it is a member of an elected cluster
+# (a few tries: the first election may still be going on).
+for ((i = voters + 1; i <= nodes; i++)); do
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        if bash "$here/ctl.sh" learner-add "$i" 1; then break; fi
+        [ "$try" -eq 10 ] && { log "node $i could not be added as a learner"; exit 2; }
+        sleep 2
     done
-    log "zones: nodes 1-3 voters in za, nodes 4-5 read replicas in zb"
-fi
+done
 
 run=(ip netns exec "$CHAOS_CTL_NS" "$CHAOS_STATE/bin/discovery-chaos" run --nodes "$(chaos_peers "$nodes")"
     --seed "$seed" --duration "$duration" --out "$CHAOS_STATE" --ctl "$here/ctl.sh"
     --lease "$lease" --poll-timeout "$poll_timeout")
+[ "$zones" -eq 1 ] && run+=(--zones)
 [ -n "$schedule" ] && run+=(--schedule "$schedule")
-[ -n "$learners" ] && run+=(--learners "$learners")
 # In the background and waited for, so a TERM to this script is handled at once (bash runs traps only
 # between commands, and `wait` is interruptible).
 set +e

@@ -98,10 +98,10 @@ enum Command {
         /// Number of apps.
         #[arg(long, default_value_t = 4)]
         apps: u32,
-        /// The zones topology: ids of the second zone's read replicas (learners), comma-separated; the
-        /// nemesis then cuts, kills and pauses that whole zone, and hits at most one voter.
-        #[arg(long, value_delimiter = ',')]
-        learners: Vec<u32>,
+        /// The two-zone topology (`run.sh --zones`): nodes 1-3 voters of zone za, 4-5 learners of zone zb;
+        /// the schedule cuts, kills and pauses whole zones.
+        #[arg(long)]
+        zones: bool,
     },
     /// Check a saved history (and final state).
     Check {
@@ -129,9 +129,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// The zones topology's read replicas (see `run --learners`).
-        #[arg(long, value_delimiter = ',')]
-        learners: Vec<u32>,
+        /// The two-zone topology's schedule (5 nodes: 1-3 voters in za, 4-5 learners in zb).
+        #[arg(long)]
+        zones: bool,
     },
 }
 
@@ -141,7 +141,7 @@ fn parse_nodes(spec: &str) -> Result<Vec<history::NodeInfo>, String> {
         .map(|item| {
             let (id, addr) = item.split_once('=').ok_or_else(|| format!("{item}: expected ID=HOST:PORT"))?;
             let id = id.parse().map_err(|_| format!("{item}: bad id"))?;
-            Ok(history::NodeInfo { id, addr: addr.to_string() })
+            Ok(history::NodeInfo { id, addr: addr.to_string(), zone: String::new(), learner: false })
         })
         .collect()
 }
@@ -177,9 +177,13 @@ fn main() -> ExitCode {
             recovery_bound,
             staleness,
             apps,
-            learners,
+            zones,
         } => {
             let nodes = match parse_nodes(&nodes) {
+                Ok(n) if zones && n.len() != 5 => {
+                    return verdict_code(Err(format!("--zones needs 5 nodes, not {}", n.len())))
+                }
+                Ok(n) if zones => schedule::zone_layout(n),
                 Ok(n) if !n.is_empty() => n,
                 Ok(_) => return verdict_code(Err("no nodes".into())),
                 Err(e) => return verdict_code(Err(e)),
@@ -200,7 +204,7 @@ fn main() -> ExitCode {
                 recovery_bound,
                 staleness,
                 apps,
-                learners,
+                zones,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -211,11 +215,11 @@ fn main() -> ExitCode {
         Command::Check { history, final_state, out } => {
             verdict_code(run::check_files(&history, final_state.as_deref(), out.as_deref()))
         }
-        Command::Schedule { seed, nodes, duration, json, learners } => {
-            let s = if learners.is_empty() {
-                schedule::generate(seed, nodes, duration)
+        Command::Schedule { seed, nodes, duration, json, zones } => {
+            let s = if zones {
+                schedule::generate_zones(seed, duration)
             } else {
-                schedule::generate_zones(seed, nodes, &learners, duration)
+                schedule::generate(seed, nodes, duration)
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());

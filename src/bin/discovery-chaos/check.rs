@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | a | every acknowledged, never-cancelled, kept-renewed register is on every node at the end | [`crate::check_reads`] (final state) |
 //! | b | nothing resurrected (acknowledged cancel absent unless re-registered), nothing never written | [`crate::check_reads`] |
-//! | c | every node reachable, a voter, with the same digest, applied index and instances | [`crate::final_state`] |
+//! | c | every node reachable, a voter (learners: a learner), with the same digest, applied index and instances | [`crate::final_state`] |
 //! | d | `consistent=1` reads are linearizable (values and cursors) | [`crate::check_reads`] |
 //! | e | no eviction while renews succeeded within the lease | [`crate::check_lease`] |
 //! | f | writes acknowledged again within a bound after every fault and heal | [`crate::check_avail`] |

@@ -12,7 +12,9 @@ const MS: u64 = 1000;
 fn header() -> Header {
     Header {
         seed: 1,
-        nodes: (1..=3).map(|id| NodeInfo { id, addr: format!("10.77.0.{id}:7100") }).collect(),
+        nodes: (1..=3)
+            .map(|id| NodeInfo { id, addr: format!("10.77.0.{id}:7100"), zone: String::new(), learner: false })
+            .collect(),
         env: "chaos".into(),
         zone: "z1".into(),
         apps: vec![APP.into()],
@@ -23,7 +25,6 @@ fn header() -> Header {
         staleness_ms: 2_000,
         duration_s: 60,
         origin_unix_ms: 0,
-        learners: Vec::new(),
     }
 }
 

@@ -6,6 +6,8 @@
 //! - HTTP 4xx (e.g. a token problem): fail (refused before any handler ran);
 //! - any other transport error or timeout after sending, HTTP 5xx, an unparseable body: unknown;
 //! - writes: code 0 ok; -404 ok (apply found nothing: no effect); -400 fail; anything else (-500, -503) unknown;
+//! - except a -500 whose message says the node is cut off from the leader (issue 14): fail, for every call. The
+//!   node refuses those before forwarding anything (`RouteError::CutOff`), so the call certainly had no effect;
 //! - renew: 0 and -404 ok; -400 fail; else unknown; reads: 0 and -404 (and -304 for polls) ok.
 
 use std::time::Duration;
@@ -66,6 +68,16 @@ pub enum Call {
     Read,
     /// Polls.
     Poll,
+}
+
+/// The words of a cut-off replica's -500 (`node::routing::AppState::cut_off`).
+const CUT_OFF: &str = "has been cut off from the leader";
+
+fn classify(call: Call, code: i64, message: &str) -> Outcome {
+    if code == -500 && message.contains(CUT_OFF) {
+        return Outcome::Fail;
+    }
+    classify_code(call, code)
 }
 
 fn classify_code(call: Call, code: i64) -> Outcome {
@@ -132,8 +144,9 @@ impl Api {
         let Some(code) = code else {
             return Answer { outcome: Outcome::Unknown, code: None, err: Some("no code".into()), data: None };
         };
-        let outcome = classify_code(call, code);
-        let err = (code != 0).then(|| json.get("message").and_then(Value::as_str).unwrap_or("").to_string());
+        let message = json.get("message").and_then(Value::as_str).unwrap_or("");
+        let outcome = classify(call, code, message);
+        let err = (code != 0).then(|| message.to_string());
         Answer { outcome, code: Some(code), err, data: json.get("data").cloned() }
     }
 
@@ -198,6 +211,11 @@ mod tests {
         assert_eq!(classify_code(Call::Write, 0), Outcome::Ok);
         assert_eq!(classify_code(Call::Write, -404), Outcome::Ok);
         assert_eq!(classify_code(Call::Write, -500), Outcome::Unknown);
+        let cut = "node 4 (zone zb) has been cut off from the leader for 2.1 s (it cannot reach a majority";
+        assert_eq!(classify(Call::Write, -500, cut), Outcome::Fail);
+        assert_eq!(classify(Call::Renew, -500, cut), Outcome::Fail);
+        assert_eq!(classify(Call::Write, -500, "the write did not commit in time"), Outcome::Unknown);
+        assert_eq!(classify(Call::Write, -503, cut), Outcome::Unknown);
         assert_eq!(classify_code(Call::Write, -503), Outcome::Unknown);
         assert_eq!(classify_code(Call::Write, -400), Outcome::Fail);
         assert_eq!(classify_code(Call::Poll, -304), Outcome::Ok);

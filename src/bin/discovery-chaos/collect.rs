@@ -14,10 +14,10 @@ use crate::history::{Header, Outcome, Recorder};
 /// Most time spent waiting for the nodes to agree.
 const COLLECT_FOR: Duration = Duration::from_secs(60);
 
-/// Per node: (reachable, member in its intended role, role, last_applied, digest, instances).
+/// Per node: (reachable, a member in its role, role, last_applied, digest, instances).
 type Probe = (bool, bool, String, Option<u64>, Option<String>, Option<u64>);
 
-/// One node's view; `learner`: a read replica by design, for which being a member (learner or voter) counts.
+/// `learner`: the node is a read replica (`--zones`), which must be a member but not a voter.
 async fn probe(api: &Api, id: u32, addr: &str, learner: bool) -> Probe {
     let timeout = Duration::from_secs(2);
     let (status, digest) =
@@ -27,7 +27,7 @@ async fn probe(api: &Api, id: u32, addr: &str, learner: bool) -> Probe {
     let voter = status.as_ref().and_then(|s| s.get("membership")?.as_array().cloned()).is_some_and(|ms| {
         ms.iter().any(|m| {
             m.get("id").and_then(Value::as_u64) == Some(u64::from(id))
-                && (learner || m.get("voter").and_then(Value::as_bool) == Some(true))
+                && m.get("voter").and_then(Value::as_bool) == Some(!learner)
         })
     });
     let d = digest.as_ref();
@@ -42,8 +42,7 @@ async fn probe(api: &Api, id: u32, addr: &str, learner: bool) -> Probe {
 }
 
 async fn probe_all(api: &Api, header: &Header) -> Vec<Probe> {
-    futures::future::join_all(header.nodes.iter().map(|n| probe(api, n.id, &n.addr, header.learners.contains(&n.id))))
-        .await
+    futures::future::join_all(header.nodes.iter().map(|n| probe(api, n.id, &n.addr, n.learner))).await
 }
 
 fn agree(probes: &[Probe]) -> bool {

@@ -20,7 +20,8 @@ pub struct FinalNode {
     pub addr: String,
     /// `/admin/status` answered.
     pub reachable: bool,
-    /// A member in its intended role: a voter (a learner or a voter for the zones topology's read replicas).
+    /// A member of the cluster in its role, as the node itself reports it: a voter, or for the read
+    /// replicas of the `--zones` topology a learner (rule (c) covers them like the voters).
     pub member: bool,
     /// Role reported.
     pub role: String,
@@ -55,8 +56,7 @@ impl FinalState {
     }
 }
 
-/// Rule (c): every node reachable, a member in its intended role (a voter; a learner or voter for the zones
-/// topology's read replicas), and holding the same registry (digest, applied index and the
+/// Rule (c): every node (learners included) reachable, a member in its role, and holding the same registry (digest, applied index and the
 /// instances it answers).
 pub fn check_converged(state: &FinalState) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -67,7 +67,7 @@ pub fn check_converged(state: &FinalState) -> Vec<Violation> {
     for node in &state.nodes {
         if !node.reachable || !node.member {
             out.push(violation(format!(
-                "node {} ({}) at the end: reachable {}, member in its intended role {}, role {}",
+                "node {} ({}) at the end: reachable {}, member in its role {}, role {}",
                 node.id, node.addr, node.reachable, node.member, node.role
             )));
         }

@@ -26,6 +26,12 @@ pub struct NodeInfo {
     pub id: u32,
     /// `HOST:PORT`.
     pub addr: String,
+    /// Its zone (`--zones` topology; empty otherwise: every node in the header's zone).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub zone: String,
+    /// A read replica (openraft learner): never a voter, never re-added as one by the nemesis.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
 }
 
 /// Run parameters the checker needs (first line of the history).
@@ -57,9 +63,6 @@ pub struct Header {
     /// Wall-clock time of the origin (ms since the Unix epoch), to match history times with node logs.
     #[serde(default)]
     pub origin_unix_ms: u64,
-    /// The zones topology's read replicas: members that are learners by design (empty: every node votes).
-    #[serde(default)]
-    pub learners: Vec<u32>,
 }
 
 /// What a call did.

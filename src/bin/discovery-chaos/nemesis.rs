@@ -2,7 +2,7 @@
 //! processes and iptables), resolving "leader" targets at run time, and records every action in the
 //! history with the time it completed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,8 +34,6 @@ pub struct Nemesis {
     dead: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     removed: BTreeSet<u32>,
-    /// Read replicas of the zones topology: members that stay learners (never re-added as voters).
-    learners: Vec<u32>,
     step: u32,
 }
 
@@ -43,13 +41,7 @@ impl Nemesis {
     /// A nemesis driving `ctl`.
     pub fn new(ctl: PathBuf, api: Api, rec: Recorder, nodes: Vec<NodeInfo>, rng: Rng) -> Self {
         let (dead, paused, removed) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        Self { ctl, api, rec, nodes, rng, dead, paused, removed, learners: Vec::new(), step: 0 }
-    }
-
-    /// The zones topology: `learners` are read replicas, so the final heal does not make them voters.
-    pub fn with_learners(mut self, learners: Vec<u32>) -> Self {
-        self.learners = learners;
-        self
+        Self { ctl, api, rec, nodes, rng, dead, paused, removed, step: 0 }
     }
 
     fn ids(&self) -> Vec<u32> {
@@ -221,9 +213,43 @@ impl Nemesis {
                 self.event("fault", &[n], detail, true);
                 self.membership(n, wipe, hold).await;
             }
+            Fault::Demote { target } => {
+                let n = self.resolve(target).await;
+                self.event("fault", &[n], format!("demote node {n} ({target:?}) to a learner"), true);
+                self.role_change(n, "demote", "promote", hold).await;
+            }
+            Fault::Promote { node } => {
+                self.event("fault", &[node], format!("promote learner {node} to a voter"), true);
+                self.role_change(node, "promote", "demote", hold).await;
+            }
         }
         self.wait_healthy().await;
         self.event("healed", &self.ids(), step.fault.name().to_string(), true);
+    }
+
+    /// `ctl.sh <change> n`, hold, then `ctl.sh <back> n` (a few tries: the cluster may be electing; the
+    /// final heal puts every role right anyway).
+    async fn role_change(&mut self, n: u32, change: &str, back: &str, hold: Duration) {
+        let Some(server) = self.other_member(n) else {
+            self.event(change, &[n], "no other live member to ask".into(), false);
+            return;
+        };
+        let done = self.ctl(change, &[n], &[change.into(), n.to_string(), server.to_string()]).await;
+        tokio::time::sleep(hold).await;
+        if done {
+            self.change_role(n, back).await;
+        }
+    }
+
+    async fn change_role(&mut self, n: u32, change: &str) -> bool {
+        for _ in 0..5 {
+            let Some(server) = self.other_member(n) else { break };
+            if self.ctl(change, &[n], &[change.into(), n.to_string(), server.to_string()]).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        false
     }
 
     /// kill -9 `nodes`, hold, start them again.
@@ -322,35 +348,47 @@ impl Nemesis {
             self.re_add(n).await;
         }
         for _ in 0..3 {
-            let missing = self.non_voters().await;
-            if missing.is_empty() {
+            let (missing, learners, voters) = self.wrong_roles().await;
+            if missing.is_empty() && learners.is_empty() && voters.is_empty() {
                 break;
             }
             for n in missing {
                 self.re_add(n).await;
+            }
+            for n in learners {
+                self.change_role(n, "promote").await;
+            }
+            for n in voters {
+                self.change_role(n, "demote").await;
             }
         }
         self.wait_healthy().await;
         self.event("healed", &self.ids(), "final-heal".into(), true);
     }
 
-    /// Nodes that should be voters (every node but the read replicas) and that the leader does not list as
-    /// voters.
-    async fn non_voters(&self) -> Vec<u32> {
-        let Some(leader) = self.leader().await else { return Vec::new() };
+    /// What the leader's membership gets wrong: (voters it lacks entirely, voters it has as learners,
+    /// learners — the read replicas of `--zones` — it has as voters). A learner it lacks is re-added as a
+    /// voter by nobody: it is left to rule (c).
+    async fn wrong_roles(&self) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+        let none = (Vec::new(), Vec::new(), Vec::new());
+        let Some(leader) = self.leader().await else { return none };
         let Some(status) = self.api.admin(&self.addr(leader), "/admin/status", Duration::from_secs(2)).await else {
-            return Vec::new();
+            return none;
         };
-        let voters: BTreeSet<u64> = status
+        let roles: BTreeMap<u64, bool> = status
             .get("membership")
             .and_then(Value::as_array)
-            .map(|ms| {
-                ms.iter()
-                    .filter(|m| m.get("voter").and_then(Value::as_bool) == Some(true))
-                    .filter_map(|m| m.get("id").and_then(Value::as_u64))
-                    .collect()
-            })
+            .map(|ms| ms.iter().filter_map(|m| Some((m.get("id")?.as_u64()?, m.get("voter")?.as_bool()?))).collect())
             .unwrap_or_default();
-        self.ids().into_iter().filter(|n| !voters.contains(&u64::from(*n)) && !self.learners.contains(n)).collect()
+        let (mut missing, mut learners, mut voters) = none;
+        for node in &self.nodes {
+            match (node.learner, roles.get(&u64::from(node.id))) {
+                (false, None) => missing.push(node.id),
+                (false, Some(false)) => learners.push(node.id),
+                (true, Some(true)) => voters.push(node.id),
+                _ => {}
+            }
+        }
+        (missing, learners, voters)
     }
 }

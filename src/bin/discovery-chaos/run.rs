@@ -16,7 +16,7 @@ use crate::collect::collect;
 use crate::history::{Header, History, NodeInfo, Record, Recorder};
 use crate::nemesis::Nemesis;
 use crate::rng::Rng;
-use crate::schedule::{generate, generate_zones, render, Schedule};
+use crate::schedule::{self, generate, generate_zones, render, Schedule};
 use crate::workload::{self, Phase, Shape};
 
 /// What `run` needs.
@@ -46,8 +46,8 @@ pub struct RunConfig {
     pub staleness: Duration,
     /// The workload's apps.
     pub apps: u32,
-    /// The zones topology: these nodes are the second zone's read replicas (empty: one zone).
-    pub learners: Vec<u32>,
+    /// The two-zone topology (nodes carry their zone and learner role; the zones schedule).
+    pub zones: bool,
 }
 
 /// `node::routing::APPLY_WAIT` of the binary under test.
@@ -70,8 +70,8 @@ fn load_schedule(config: &RunConfig) -> Result<Schedule, String> {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
         }
-        None if config.learners.is_empty() => Ok(generate(config.seed, config.nodes.len() as u32, config.duration_s)),
-        None => Ok(generate_zones(config.seed, config.nodes.len() as u32, &config.learners, config.duration_s)),
+        None if config.zones => Ok(generate_zones(config.seed, config.duration_s)),
+        None => Ok(generate(config.seed, config.nodes.len() as u32, config.duration_s)),
     }
 }
 
@@ -108,7 +108,7 @@ fn header(config: &RunConfig, schedule: &Schedule, origin: Instant) -> Header {
         seed: schedule.seed,
         nodes: config.nodes.clone(),
         env: "chaos".into(),
-        zone: "z1".into(),
+        zone: if config.zones { schedule::HOME_ZONE.into() } else { "z1".into() },
         apps: (0..config.apps).map(|a| format!("chaos.app{a}")).chain([quiet]).collect(),
         lease_ms: config.lease.as_millis() as u64,
         poll_timeout_ms: config.poll_timeout.as_millis() as u64,
@@ -117,7 +117,6 @@ fn header(config: &RunConfig, schedule: &Schedule, origin: Instant) -> Header {
         staleness_ms: config.staleness.as_millis() as u64,
         duration_s: schedule.duration_s,
         origin_unix_ms: unix_ms.saturating_sub(origin.elapsed().as_millis()) as u64,
-        learners: schedule.learners.clone(),
     }
 }
 
@@ -154,8 +153,7 @@ pub async fn run(config: RunConfig) -> Result<Verdict, String> {
     let tasks =
         workload::spawn(&workload::Ctx::new(api.clone(), rec.clone(), header.clone(), phase_rx), shape, &rng.fork(1));
     rec.phase("faults");
-    let mut nemesis = Nemesis::new(config.ctl.clone(), api.clone(), rec.clone(), config.nodes.clone(), rng.fork(2))
-        .with_learners(schedule.learners.clone());
+    let mut nemesis = Nemesis::new(config.ctl.clone(), api.clone(), rec.clone(), config.nodes.clone(), rng.fork(2));
     for step in &schedule.steps {
         tokio::time::sleep_until(origin + Duration::from_millis(step.at_ms)).await;
         nemesis.run_step(step).await;

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::history::NodeInfo;
 use crate::rng::Rng;
 
 /// A node chosen by id, or whoever leads when the step runs.
@@ -75,6 +76,16 @@ pub enum Fault {
         /// Drop what the target receives (else what it sends).
         inbound: bool,
     },
+    /// `--zones`: demote a voter to a learner (`discovery cluster demote`), promote it back after the hold.
+    Demote {
+        /// Who (a voter, or the leader).
+        target: Target,
+    },
+    /// `--zones`: promote a learner to a voter (`discovery cluster promote`), demote it back after the hold.
+    Promote {
+        /// Who (a learner).
+        node: u32,
+    },
     /// Remove a member (`discovery cluster remove`), stop it, optionally wipe its data, then after the
     /// hold start it with `--join` and add it back (`discovery cluster add`).
     Membership {
@@ -99,6 +110,8 @@ impl Fault {
             Fault::Bridge { .. } => "bridge",
             Fault::OneWay { .. } => "one-way",
             Fault::Membership { .. } => "membership",
+            Fault::Demote { .. } => "demote",
+            Fault::Promote { .. } => "promote",
         }
     }
 }
@@ -125,11 +138,11 @@ pub struct Schedule {
     pub nodes: u32,
     /// Workload duration with faults, seconds.
     pub duration_s: u64,
-    /// The read replicas (learners) of the zones topology: the second zone's nodes (empty: one zone).
-    #[serde(default)]
-    pub learners: Vec<u32>,
     /// The steps, in time order.
     pub steps: Vec<Step>,
+    /// Generated for the two-zone topology (`generate_zones`).
+    #[serde(default)]
+    pub zones: bool,
 }
 
 /// Number of kinds the generator cycles through.
@@ -137,64 +150,19 @@ const KINDS: u64 = 10;
 
 /// Generate the schedule for (seed, nodes, duration).
 pub fn generate(seed: u64, nodes: u32, duration_s: u64) -> Schedule {
-    let ids: Vec<u32> = (1..=nodes).collect();
-    steps_from(seed, nodes, duration_s, Vec::new(), KINDS, |kind, rng| make(kind, &ids, rng))
-}
-
-/// Kinds of the zones topology.
-const ZONE_KINDS: u64 = 9;
-
-/// Generate the schedule of the zones topology: `nodes` in all, of which `learners` are the second zone's read
-/// replicas and the others the first zone's voters. Faults cut, kill or pause the whole second zone, or hit
-/// one voter at most (with or without the second zone), so a majority of the voters always stays.
-pub fn generate_zones(seed: u64, nodes: u32, learners: &[u32], duration_s: u64) -> Schedule {
-    let voters: Vec<u32> = (1..=nodes).filter(|id| !learners.contains(id)).collect();
-    let zone_b = learners.to_vec();
-    steps_from(seed, nodes, duration_s, zone_b.clone(), ZONE_KINDS, |kind, rng| make_zones(kind, &voters, &zone_b, rng))
-}
-
-fn make_zones(kind: u64, voters: &[u32], zone_b: &[u32], rng: &mut Rng) -> Fault {
-    let all: Vec<u32> = voters.iter().chain(zone_b).copied().collect();
-    let voter = |rng: &mut Rng| if rng.chance(0.5) { Target::Leader } else { target(rng, voters) };
-    match kind {
-        0 => Fault::Split { minority: zone_b.to_vec() },
-        1 => Fault::KillMinority { nodes: zone_b.to_vec() },
-        2 => Fault::PauseMinority { nodes: zone_b.to_vec() },
-        3 => Fault::Kill { target: voter(rng) },
-        4 => Fault::Pause { target: voter(rng) },
-        5 => Fault::Isolate { target: Target::Leader },
-        6 => Fault::Restart { target: Target::Node(rng.pick(&all).copied().unwrap_or(1)) },
-        7 => Fault::OneWay { target: Target::Node(rng.pick(zone_b).copied().unwrap_or(1)), inbound: rng.chance(0.5) },
-        _ => {
-            // The second zone cut off together with one voter of the first: that side has no majority.
-            let mut minority = zone_b.to_vec();
-            minority.extend(rng.pick(voters).copied());
-            minority.sort_unstable();
-            Fault::Split { minority }
-        }
-    }
-}
-
-fn steps_from(
-    seed: u64,
-    nodes: u32,
-    duration_s: u64,
-    learners: Vec<u32>,
-    kinds: u64,
-    mut make: impl FnMut(u64, &mut Rng) -> Fault,
-) -> Schedule {
     let mut rng = Rng::new(seed).fork(0x5eed);
+    let ids: Vec<u32> = (1..=nodes).collect();
     let end_ms = duration_s * 1000;
     let mut steps = Vec::new();
     let mut t = 4000;
     let mut deck: Vec<u64> = Vec::new();
     loop {
         if deck.is_empty() {
-            deck = (0..kinds).collect();
+            deck = (0..KINDS).collect();
             rng.shuffle(&mut deck);
         }
         let Some(kind) = deck.pop() else { break };
-        let fault = make(kind, &mut rng);
+        let fault = make(kind, &ids, &mut rng);
         // Now and then a fault outlasts the lease plus the post-election grace (10 s + 4–8 s with the run
         // script's settings): whatever a stale leader told clients meanwhile is then put to the test.
         let long = rng.chance(0.25);
@@ -210,7 +178,87 @@ fn steps_from(
         steps.push(Step { n: steps.len() as u32 + 1, at_ms: t, hold_ms, fault });
         t += hold_ms + rng.range(3000, 7000);
     }
-    Schedule { seed, nodes, duration_s, learners, steps }
+    Schedule { seed, nodes, duration_s, steps, zones: false }
+}
+
+/// The zone of the voters in the `--zones` topology (and of the instances registered through them).
+pub const HOME_ZONE: &str = "za";
+/// The zone of the read replicas (learners) in the `--zones` topology.
+pub const REMOTE_ZONE: &str = "zb";
+/// The voters of the `--zones` topology.
+pub const ZONE_VOTERS: [u32; 3] = [1, 2, 3];
+/// The learners of the `--zones` topology.
+pub const ZONE_LEARNERS: [u32; 2] = [4, 5];
+/// Number of kinds the zones generator cycles through.
+const ZONE_KINDS: u64 = 9;
+
+/// Give the five nodes of the `--zones` topology their zone and role.
+pub fn zone_layout(mut nodes: Vec<NodeInfo>) -> Vec<NodeInfo> {
+    for n in &mut nodes {
+        n.learner = ZONE_LEARNERS.contains(&n.id);
+        n.zone = if n.learner { REMOTE_ZONE } else { HOME_ZONE }.to_string();
+    }
+    nodes
+}
+
+/// The schedule of the `--zones` topology (voters 1-3 in za, learners 4-5 in zb), a pure function of
+/// (seed, duration): cut zone zb from za both ways, kill or pause the whole of zb, kill or pause one voter
+/// (the leader half the time), cut one voter off, isolate the leader, demote a voter (promote it back),
+/// promote a learner (demote it back). The voters keep a majority through
+/// every fault (at most one voter is taken), and each fault is healed before the next, as in `generate`.
+pub fn generate_zones(seed: u64, duration_s: u64) -> Schedule {
+    let mut rng = Rng::new(seed).fork(0x2035);
+    let end_ms = duration_s * 1000;
+    let mut steps = Vec::new();
+    let mut t = 4000;
+    let mut deck: Vec<u64> = Vec::new();
+    loop {
+        let first = deck.is_empty() && steps.is_empty();
+        if deck.is_empty() {
+            deck = (1..ZONE_KINDS).collect();
+            rng.shuffle(&mut deck);
+            // Every run starts with the zone cut: even a short run puts its one defining fault to the test.
+            if first {
+                deck.push(0);
+            } else {
+                deck.insert(rng.range(0, deck.len() as u64) as usize, 0);
+            }
+        }
+        let Some(kind) = deck.pop() else { break };
+        let fault = make_zone(kind, &mut rng);
+        // The first cut, and now and then another fault, outlasts the lease plus the grace: the zone's
+        // instances must not be evicted for renews that could not cross it.
+        let long = first || rng.chance(0.3);
+        let hold_ms = if long { rng.range(16_000, 26_000) } else { rng.range(3000, 12_000) };
+        if t + hold_ms + 2000 > end_ms {
+            break;
+        }
+        steps.push(Step { n: steps.len() as u32 + 1, at_ms: t, hold_ms, fault });
+        t += hold_ms + rng.range(3000, 7000);
+    }
+    Schedule { seed, nodes: 5, duration_s, steps, zones: true }
+}
+
+fn voter(rng: &mut Rng) -> Target {
+    if rng.chance(0.5) {
+        Target::Leader
+    } else {
+        Target::Node(rng.pick(&ZONE_VOTERS).copied().unwrap_or(1))
+    }
+}
+
+fn make_zone(kind: u64, rng: &mut Rng) -> Fault {
+    match kind {
+        0 => Fault::Split { minority: ZONE_LEARNERS.to_vec() },
+        1 => Fault::KillMinority { nodes: ZONE_LEARNERS.to_vec() },
+        2 => Fault::PauseMinority { nodes: ZONE_LEARNERS.to_vec() },
+        3 => Fault::Kill { target: voter(rng) },
+        4 => Fault::Pause { target: voter(rng) },
+        5 => Fault::Split { minority: vec![rng.pick(&ZONE_VOTERS).copied().unwrap_or(1)] },
+        6 => Fault::Demote { target: voter(rng) },
+        7 => Fault::Promote { node: rng.pick(&ZONE_LEARNERS).copied().unwrap_or(4) },
+        _ => Fault::Isolate { target: Target::Leader },
+    }
 }
 
 fn target(rng: &mut Rng, ids: &[u32]) -> Target {
@@ -325,26 +373,36 @@ mod tests {
     }
 
     #[test]
-    fn zone_faults_never_take_a_majority_of_the_voters() {
-        let learners = [4, 5];
-        let mut kinds = std::collections::BTreeSet::new();
-        for seed in 0..50 {
-            let s = generate_zones(seed, 5, &learners, 600);
-            assert_eq!(s.learners, learners);
-            for step in s.steps {
-                kinds.insert(step.fault.name());
-                let voters_hit = match &step.fault {
-                    Fault::KillMinority { nodes: ns } | Fault::PauseMinority { nodes: ns } => {
-                        ns.iter().filter(|n| !learners.contains(n)).count()
-                    }
-                    Fault::Split { minority } => minority.iter().filter(|n| !learners.contains(n)).count(),
-                    Fault::Membership { .. } | Fault::Bridge { .. } => panic!("not a zones fault: {:?}", step.fault),
-                    _ => 1,
-                };
-                assert!(voters_hit <= 1, "{:?} takes {voters_hit} of 3 voters", step.fault);
+    fn the_zones_schedule_takes_at_most_one_voter_and_covers_every_kind() {
+        assert_eq!(generate_zones(7, 600), generate_zones(7, 600));
+        for seed in 0..20 {
+            let first = &generate_zones(seed, 60).steps[0];
+            assert_eq!(first.fault, Fault::Split { minority: vec![4, 5] }, "seed {seed}");
+            assert!(first.hold_ms >= 16_000, "the first cut outlasts the lease");
+        }
+        let s = generate_zones(7, 1800);
+        assert!(s.zones && s.nodes == 5);
+        let mut names = std::collections::BTreeSet::new();
+        for step in &s.steps {
+            names.insert(serde_json::to_string(&step.fault).expect("json"));
+            match &step.fault {
+                Fault::KillMinority { nodes } | Fault::PauseMinority { nodes } => assert_eq!(nodes, &[4, 5]),
+                Fault::Split { minority } => {
+                    assert!(minority == &[4, 5] || (minority.len() == 1 && minority[0] <= 3), "{minority:?}")
+                }
+                Fault::Kill { target: Target::Node(n) } | Fault::Pause { target: Target::Node(n) } => {
+                    assert!(*n <= 3)
+                }
+                Fault::Demote { target: Target::Node(n) } => assert!(*n <= 3),
+                Fault::Promote { node } => assert!(ZONE_LEARNERS.contains(node)),
+                Fault::Kill { .. }
+                | Fault::Pause { .. }
+                | Fault::Demote { .. }
+                | Fault::Isolate { target: Target::Leader } => {}
+                other => panic!("not a zones fault: {other:?}"),
             }
         }
-        assert!(kinds.contains("split") && kinds.contains("kill-minority") && kinds.contains("pause-minority"));
+        assert!(names.len() >= ZONE_KINDS as usize, "{names:?}");
     }
 
     #[test]

@@ -151,32 +151,52 @@ pub fn spawn(ctx: &Arc<Ctx>, shape: Shape, rng: &Rng) -> JoinSet<()> {
     tasks
 }
 
-/// Picks nodes: random per call, or sticky (one node until it fails twice in a row), as SDKs do.
+/// Picks nodes: random per call, or sticky (one node until it fails twice in a row), as SDKs do. A client
+/// of a zone (`--zones` topology) talks to its zone's nodes, and to every node after two failures in a row
+/// there, until a call succeeds (the Go SDK's zone preference with fallback).
 struct NodePicker {
     nodes: Vec<u32>,
+    /// The client's own zone's nodes (empty: no preference).
+    local: Vec<u32>,
     sticky: Option<u32>,
     failures: u32,
 }
 
 impl NodePicker {
-    fn new(nodes: Vec<u32>, sticky: bool, rng: &mut Rng) -> Self {
-        let first = if sticky { rng.pick(&nodes).copied() } else { None };
-        Self { nodes, sticky: first, failures: 0 }
+    fn new(nodes: Vec<u32>, local: Vec<u32>, sticky: bool, rng: &mut Rng) -> Self {
+        let from = if local.is_empty() { &nodes } else { &local };
+        let first = if sticky { rng.pick(from).copied() } else { None };
+        Self { nodes, local, sticky: first, failures: 0 }
+    }
+
+    /// Where to choose from now: the local zone until it failed twice in a row, then everyone.
+    fn candidates(&self) -> &[u32] {
+        if self.local.is_empty() || self.failures >= 2 {
+            &self.nodes
+        } else {
+            &self.local
+        }
     }
 
     fn pick(&self, rng: &mut Rng) -> u32 {
-        self.sticky.or_else(|| rng.pick(&self.nodes).copied()).unwrap_or(1)
+        self.sticky.or_else(|| rng.pick(self.candidates()).copied()).unwrap_or(1)
     }
 
     fn report(&mut self, ok: bool, rng: &mut Rng) {
         if ok {
+            if !self.local.is_empty() && self.failures >= 2 {
+                // Back home once a call succeeds: the SDK retries its own zone first.
+                self.sticky = self.sticky.map(|_| rng.pick(&self.local).copied().unwrap_or(1));
+            }
             self.failures = 0;
             return;
         }
         self.failures += 1;
         if self.sticky.is_some() && self.failures >= 2 {
             self.sticky = rng.pick(&self.nodes).copied();
-            self.failures = 0;
+            if self.local.is_empty() {
+                self.failures = 0;
+            }
         }
     }
 }
@@ -198,6 +218,8 @@ struct Slot {
     worker: u32,
     app: String,
     base: String,
+    /// The zone the instance registers in.
+    zone: String,
     generation: u32,
     anchor: bool,
     /// Chance per iteration (every 150–450 ms) of a set or cancel while registered.
@@ -211,9 +233,25 @@ impl Slot {
     fn new(ctx: Arc<Ctx>, worker: u32, app: String, base: String, anchor: bool, mut rng: Rng) -> Self {
         let ids: Vec<u32> = ctx.header.nodes.iter().map(|n| n.id).collect();
         let sticky = rng.chance(0.5);
-        let nodes = NodePicker::new(ids, sticky, &mut rng);
+        // Two-zone topology: every other instance lives in the learners' zone and talks to its nodes first.
+        let remote: Vec<u32> = ctx.header.nodes.iter().filter(|n| n.learner).map(|n| n.id).collect();
+        let in_remote = !remote.is_empty() && worker.is_multiple_of(2);
+        let zone = if in_remote {
+            ctx.header.nodes.iter().find(|n| n.learner).map_or_else(String::new, |n| n.zone.clone())
+        } else {
+            ctx.header.zone.clone()
+        };
+        let local = if in_remote {
+            remote
+        } else if ctx.header.nodes.iter().any(|n| n.learner) {
+            ctx.header.nodes.iter().filter(|n| !n.learner).map(|n| n.id).collect()
+        } else {
+            Vec::new()
+        };
+        let nodes = NodePicker::new(ids, local, sticky, &mut rng);
         let write_chance = if anchor { 0.0 } else { 0.25 };
-        Self { ctx, worker, app, base, generation: 0, anchor, write_chance, state: SlotState::Empty, nodes, rng }
+        let state = SlotState::Empty;
+        Self { ctx, worker, app, base, zone, generation: 0, anchor, write_chance, state, nodes, rng }
     }
 
     fn host(&self) -> String {
@@ -289,7 +327,12 @@ impl Slot {
 
     fn key_form(&self) -> Vec<(&'static str, String)> {
         let h = &self.ctx.header;
-        vec![("zone", h.zone.clone()), ("env", h.env.clone()), ("appid", self.app.clone()), ("hostname", self.host())]
+        vec![
+            ("zone", self.zone.clone()),
+            ("env", h.env.clone()),
+            ("appid", self.app.clone()),
+            ("hostname", self.host()),
+        ]
     }
 
     /// After a write: retire the hostname if its outcome is unknown.
