@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn renew(State(state): State<AppState>, Bind(arg): Bind<ArgRenew>) -> Result<Envelope<Instance>, ApiError> {
+    state.history.activity.renew();
     // The leader judges locally; any other node (or a leader whose lessor is not active yet) asks the leader.
     let verdict = match renew_local(&state, &arg.key) {
         RenewReply::NotLeader => {

@@ -8,7 +8,10 @@ use crate::registry::command::{Command, Outcome};
 
 /// Apply `command` through the leader and return apply's outcome for it.
 pub async fn submit(state: &AppState, command: Command) -> Result<Outcome, ApiError> {
-    state.write(command).await.map_err(route_error)
+    let started = std::time::Instant::now();
+    let outcome = state.write(command).await.map_err(route_error);
+    state.history.activity.write(started.elapsed());
+    outcome
 }
 
 /// A routing failure as the client sees it: -503 for overload, -500 otherwise (never -404, which would

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use openraft::ServerState;
 use tokio_util::sync::CancellationToken;
 
+use super::charts::History;
 use super::metrics::{NodeMetrics, ResultLabel};
 use super::state_machine::RegistryState;
 use crate::raft_types::Raft;
@@ -40,6 +41,7 @@ pub async fn watch_raft_events(
     raft: Raft,
     registry: Arc<RegistryState>,
     metrics: Arc<NodeMetrics>,
+    history: Arc<History>,
     shutdown: CancellationToken,
 ) {
     let mut changes = raft.metrics();
@@ -61,6 +63,7 @@ pub async fn watch_raft_events(
             if last_leader != Some((leader, now.term)) {
                 last_leader = Some((leader, now.term));
                 metrics.leader_changes.inc();
+                history.leader_changed(now.term, leader);
                 tracing::info!(leader, term = now.term, role = ?role, "leader changed");
             }
         }

@@ -52,6 +52,15 @@ pub struct Lessor {
     confirm_every: Duration,
 }
 
+/// One lease, relative to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseFigures {
+    /// Milliseconds until the lease runs out (negative: overdue, eviction pending or paused).
+    pub remaining_ms: i64,
+    /// Milliseconds since the last proof of life (register, renew, or the grant at a leader change).
+    pub renewed_ago_ms: i64,
+}
+
 /// The domain settings derived from the node's configuration.
 pub fn lessor_config(config: &Config) -> LessorConfig {
     // Grace covers the election plus the time clients need to find the new leader; at least 2 × the
@@ -127,6 +136,28 @@ impl Lessor {
         };
         self.renews.get_or_create(&ResultLabel::new(result)).inc();
         verdict
+    }
+
+    /// Each key's lease as the console shows it, or `None` while this node does not keep the leases (it is
+    /// not the confirmed leader).
+    pub fn lease_figures(&self, registry: &RegistryState, keys: &[InstanceKey]) -> Option<Vec<Option<LeaseFigures>>> {
+        let now = self.now();
+        let mut lessor = self.lock();
+        if !lessor.is_active() {
+            return None;
+        }
+        lessor.on_applied(&registry.drain_lease_events(), now);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Some(
+            keys.iter()
+                .map(|key| {
+                    lessor.table().get(key).map(|lease| LeaseFigures {
+                        remaining_ms: ms(lease.deadline) - ms(now),
+                        renewed_ago_ms: ms(now.saturating_sub(lease.renewed_at)),
+                    })
+                })
+                .collect(),
+        )
     }
 
     /// The lessor's state, for status and metrics.

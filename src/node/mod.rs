@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod applied_timeline;
 pub mod change_hub;
+pub mod charts;
 pub mod cluster_admin;
 pub mod disk_guard;
 pub mod events;
@@ -142,6 +143,8 @@ pub struct NodeState {
     pub snapshot_receiver: Arc<discovery_raft::SnapshotReceiver>,
     /// How far a snapshot transfer from the leader is (status, metrics).
     pub snapshot_receive: Arc<discovery_raft::ReceiveProgress>,
+    /// The console's charts and leader changes (see `charts`).
+    pub history: Arc<charts::History>,
 }
 
 impl NodeState {
@@ -305,7 +308,15 @@ where
         Arc::clone(&liveness),
         shutdown.clone(),
     ));
-    tasks.spawn(events::watch_raft_events(raft.clone(), Arc::clone(&registry), Arc::clone(&metrics), shutdown.clone()));
+    let history = Arc::new(charts::History::default());
+    tasks.spawn(events::watch_raft_events(
+        raft.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&metrics),
+        Arc::clone(&history),
+        shutdown.clone(),
+    ));
+    tasks.spawn(charts::run(Arc::clone(&history), Arc::clone(&registry), shutdown.clone()));
 
     let forwarder = Forwarder::new(config.cluster_token.clone());
     let (renewals, renew_queue) = RenewForwarder::channel();
@@ -340,6 +351,7 @@ where
         applied_timeline,
         snapshot_receive: snapshot_receiver.progress(),
         snapshot_receiver,
+        history,
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     tasks.spawn(liveness::run(state.clone(), shutdown.clone()));

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use futures::StreamExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer;
 
 use super::long_uri::{HeadRewriter, HYPER_BUFFER_BYTES};
 use super::metrics::NodeMetrics;
@@ -68,10 +69,10 @@ pub async fn serve(
     // Heads up to 1 MiB, as the original accepts (`long_uri`); longer ones overflow hyper's buffer: 431.
     builder.timer(TokioTimer::new()).header_read_timeout(limits.read_timeout).max_buf_size(HYPER_BUFFER_BYTES);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_error(err).await;
                     continue;
@@ -83,7 +84,9 @@ pub async fn serve(
             Ok(permit) => {
                 let open = Open::new(permit, &metrics);
                 let io = TokioIo::new(HeadRewriter::new(stream));
-                let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(app.clone())));
+                // The client's address, for handlers that log who did something (the console's actions).
+                let service = Extension(ConnectInfo(peer)).layer(app.clone());
+                let conn = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service)));
                 let hard_stop = hard_stop.clone();
                 connections.spawn(async move {
                     tokio::select! {

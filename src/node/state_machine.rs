@@ -22,7 +22,9 @@ use super::change_hub::ChangeHub;
 use super::membership::InfraCursor;
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::registry::apply::LeaseEvent;
+use crate::registry::changes::{self, Change, ChangeLog};
 use crate::registry::command::{Batch, BatchResult, Command, Outcome};
+use crate::registry::model::InstanceKey;
 use crate::registry::store::Registry;
 
 /// The applied registry of one node, shared by apply, the HTTP handlers and the lessor.
@@ -39,6 +41,8 @@ pub struct RegistryState {
     restores: AtomicU64,
     /// The `infra.discovery` cursor (not replicated: stamped by this node's clock).
     infra_cursor: InfraCursor,
+    /// Recent changes per app, for the console (see `registry::changes`).
+    changes: Mutex<ChangeLog>,
 }
 
 /// What this replica applied, by command (metrics; counted from process start, replays included).
@@ -80,6 +84,7 @@ impl Default for RegistryState {
             counters: ApplyCounters::default(),
             restores: AtomicU64::new(0),
             infra_cursor: InfraCursor::default(),
+            changes: Mutex::default(),
         }
     }
 }
@@ -117,6 +122,11 @@ impl RegistryState {
         &self.counters
     }
 
+    /// The recent changes of one app, newest first (what this replica applied since it started).
+    pub fn changes_of(&self, env: &str, appid: &str) -> Vec<Change> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).of(env, appid)
+    }
+
     /// How many snapshots were restored into this registry (at open, or installed from the leader).
     pub fn restores(&self) -> u64 {
         self.restores.load(Ordering::SeqCst)
@@ -145,6 +155,21 @@ impl RegistryState {
     }
 }
 
+/// The keys an `Evict` of `batch` may remove: present with the revision the eviction names.
+fn evictable(registry: &Registry, batch: &Batch) -> Vec<InstanceKey> {
+    batch
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Evict(keys) => Some(keys),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(key, revision)| registry.get(key).is_some_and(|s| s.revision == *revision))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
 fn encode_registry(registry: &Registry) -> Result<Vec<u8>, String> {
     bincode::serde::encode_to_vec(registry, bincode::config::standard()).map_err(|e| e.to_string())
 }
@@ -159,8 +184,17 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
         let mut leases = Vec::new();
         {
             let mut registry = self.write();
+            let mut change_log = self.changes.lock().unwrap_or_else(|p| p.into_inner());
             for (log_id, batch) in &entries {
+                // Which evictions can remove something (compare-and-delete), told before apply runs.
+                let evictable = evictable(&registry, batch);
                 let applied = registry.apply(log_id.index, batch);
+                let observed = changes::observe(&batch.commands, &applied.result.outcomes, |key| {
+                    evictable.contains(key) && registry.get(key).is_none()
+                });
+                if !observed.is_empty() {
+                    change_log.record(batch.stamp_ns, log_id.leader_id.node_id, observed);
+                }
                 self.counters.count(batch, &applied.result);
                 results.push(applied.result);
                 changed.extend(applied.changed);
@@ -239,5 +273,33 @@ mod tests {
         let (snapshot, _): (Registry, usize) =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode");
         assert_eq!(snapshot.len(), 2000, "the snapshot is the state when it was frozen");
+    }
+
+    #[test]
+    fn apply_files_each_change_under_its_app_with_the_accepting_leader() {
+        let state = RegistryState::default();
+        let (a, b) = (key("dev", "demo", "z1", "a"), key("dev", "demo", "z1", "b"));
+        let by_leader_3 = |index| LogId::new(CommittedLeaderId::new(2, 3), index);
+        state.apply(vec![(log_id(1), batch(1_000, vec![register(&a), register(&b)]))]);
+        let revision_of_b = state.read().get(&b).map(|s| s.revision).expect("b");
+        // The eviction of `a` names a stale revision (re-registered since): compare-and-delete keeps it, and
+        // no eviction of `a` may be recorded; `b` goes.
+        state.apply(vec![
+            (by_leader_3(2), batch(2_000, vec![register(&a)])),
+            (by_leader_3(3), batch(3_000, vec![Command::Evict(vec![(a.clone(), 1), (b.clone(), revision_of_b)])])),
+        ]);
+        let changes: Vec<(changes::ChangeKind, String, u64, i64)> =
+            state.changes_of("dev", "demo").into_iter().map(|c| (c.kind, c.hostname, c.node, c.at_ns)).collect();
+        use changes::ChangeKind::{Evict, Register};
+        assert_eq!(
+            changes,
+            vec![
+                (Evict, "b".to_string(), 3, 3_000),
+                (Register, "a".to_string(), 3, 2_000),
+                (Register, "b".to_string(), 1, 1_000),
+                (Register, "a".to_string(), 1, 1_000),
+            ]
+        );
+        assert!(state.read().get(&a).is_some());
     }
 }

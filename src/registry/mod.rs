@@ -12,6 +12,7 @@
 //! - `error`: domain errors.
 
 pub mod apply;
+pub mod changes;
 pub mod command;
 mod digest;
 pub mod error;

@@ -1,170 +1,47 @@
-//! The status page: `GET /` (members, leader, apps per env, self-preservation) and `GET /ui/app?env=&appid=`
-//! (one app's instances). Server-rendered HTML, readable without JavaScript, refreshed by the browser.
+//! The console: `GET /` is a single page (HTML, CSS and JavaScript embedded in the binary, no CDN, no
+//! build step) that reads the JSON routes below; `/ui/plain` and `/ui/app` are the server-rendered page
+//! for browsers without JavaScript.
 //!
-//! Everything shown is read from this node's state; other members' applied index and health come from
-//! their `/admin/status`, asked with a short timeout so a dead member shows as unreachable instead of
-//! stalling the page.
+//! JSON routes (documented in the README, kept stable; fields are only ever added):
+//! - `GET /ui/api/apps?q=&env=&zone=&status=&offset=&limit=`: apps with up/waiting counts per zone ([`apps`]).
+//! - `GET /ui/api/app?env=&appid=`: instances, lease figures from the leader, recent changes ([`app`]).
+//! - `GET /ui/api/cluster`: members, leader changes, self-preservation, storage ([`cluster`]).
+//! - `GET /ui/api/charts`: this node's last hour, a sample every 10 s.
+//! - `GET /ui/api/session`, `POST /ui/api/action`: what the page may do, and the safe actions ([`actions`]).
+//! - `GET /ui/api/leases`, `GET /ui/api/guard`: the leader's figures, which other nodes' consoles ask for.
+//!
+//! Invariants:
+//! - Reads are open (like the API's fetch); actions need the cluster token when one is set.
+//! - Client-controlled text (every instance field) reaches the page only as JSON and is put in the DOM with
+//!   `textContent`, never as markup; the plain page escapes it.
 
+pub mod actions;
+pub mod app;
+pub mod apps;
+mod assets;
+pub mod cluster;
+pub mod error;
 mod html;
+mod leader;
 mod members;
+mod plain;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
-use axum::extract::{Query, State};
-use axum::response::Html;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 
 use crate::node::AppState;
-use crate::registry::model::{Instance, STATUS_UP};
-use html::{escape, page};
-use members::{member_rows, MemberRow};
 
-/// Routes of the status page.
+/// Every route of the console.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(index)).route("/ui/app", get(app_page))
-}
-
-/// Instance counts of one app.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counts {
-    up: usize,
-    total: usize,
-}
-
-async fn index(State(state): State<AppState>) -> Html<String> {
-    let members = member_rows(&state).await;
-    let apps = app_counts(&state);
-    let mut body = String::new();
-    render_members(&mut body, &members);
-    render_guard(&mut body, &state);
-    render_apps(&mut body, &apps);
-    Html(page("discovery", &body))
-}
-
-fn app_counts(state: &AppState) -> BTreeMap<String, BTreeMap<String, Counts>> {
-    let registry = state.registry.read();
-    let mut by_env: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
-    for (key, app) in registry.apps() {
-        let counts = by_env.entry(key.env.clone()).or_default().entry(key.appid.clone()).or_default();
-        for stored in app.instances() {
-            counts.total += 1;
-            counts.up += usize::from(stored.instance.status == STATUS_UP);
-        }
-    }
-    by_env
-}
-
-fn render_members(out: &mut String, members: &[MemberRow]) {
-    let leader = members.iter().find(|m| m.role == "Leader").map_or("none".to_string(), |m| m.addr.clone());
-    let _ = write!(out, "<h2>Cluster</h2><p>Leader: <b id=\"leader\">{}</b></p>", escape(&leader));
-    out.push_str("<table id=\"members\"><tr><th>id</th><th>address</th><th>zone</th><th>role</th><th>applied</th><th>health</th></tr>");
-    for m in members {
-        let applied = m.applied.map_or("-".to_string(), |a| a.to_string());
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            m.id,
-            escape(&m.addr),
-            escape(&m.zone),
-            escape(&m.role),
-            applied,
-            if m.healthy { "ok" } else { "bad" },
-            escape(&m.health),
-        );
-    }
-    out.push_str("</table>");
-}
-
-fn render_guard(out: &mut String, state: &AppState) {
-    out.push_str("<h2>Self-preservation</h2>");
-    let status = state.lessor.status();
-    match status.guard {
-        None => out.push_str("<p id=\"guard\">Decided by the leader (this node does not run the lessor).</p>"),
-        Some(g) => {
-            let last = g.renews_last_min.map_or("no full minute yet".to_string(), |n| n.to_string());
-            let _ = write!(
-                out,
-                "<p id=\"guard\">{} &middot; leases {} &middot; expected renews/min {} (threshold {}) &middot; renews last minute {} &middot; evicted this minute {} of at most {}</p>",
-                if g.protected { "<b class=\"bad\">ON: evictions paused</b>" } else { "<span class=\"ok\">off</span>" },
-                status.leases,
-                g.expected_per_min,
-                g.threshold,
-                last,
-                g.evicted_this_min,
-                g.evict_cap,
-            );
-        }
-    }
-}
-
-fn render_apps(out: &mut String, apps: &BTreeMap<String, BTreeMap<String, Counts>>) {
-    out.push_str("<h2>Apps</h2>");
-    if apps.is_empty() {
-        out.push_str("<p>No instance is registered.</p>");
-    }
-    for (env, list) in apps {
-        let _ = write!(
-            out,
-            "<h3>env {}</h3><table class=\"apps\"><tr><th>appid</th><th>up</th><th>instances</th></tr>",
-            escape(env)
-        );
-        for (appid, counts) in list {
-            let _ = write!(
-                out,
-                "<tr><td><a href=\"/ui/app?env={}&amp;appid={}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-                html::url_encode(env),
-                html::url_encode(appid),
-                escape(appid),
-                counts.up,
-                counts.total,
-            );
-        }
-        out.push_str("</table>");
-    }
-}
-
-/// Query of the app page.
-#[derive(Debug, Deserialize)]
-struct AppQuery {
-    env: Option<String>,
-    appid: Option<String>,
-}
-
-async fn app_page(State(state): State<AppState>, Query(query): Query<AppQuery>) -> Html<String> {
-    let (env, appid) = (query.env.unwrap_or_default(), query.appid.unwrap_or_default());
-    let (cursor, instances): (Option<i64>, Vec<Instance>) = {
-        let registry = state.registry.read();
-        match registry.app(&env, &appid) {
-            Some(app) => (Some(app.latest_timestamp), app.instances().map(|s| s.instance.clone()).collect()),
-            None => (None, Vec::new()),
-        }
-    };
-    let mut body =
-        format!("<p><a href=\"/\">&larr; all apps</a></p><h2>{} in env {}</h2>", escape(&appid), escape(&env));
-    match cursor {
-        None => body.push_str("<p>No such app in this env.</p>"),
-        Some(cursor) => {
-            let _ = write!(body, "<p>latest_timestamp {cursor}</p>");
-            body.push_str("<table id=\"instances\"><tr><th>zone</th><th>hostname</th><th>status</th><th>addrs</th><th>version</th><th>metadata</th></tr>");
-            for i in &instances {
-                let metadata =
-                    i.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()).unwrap_or_default();
-                let _ = write!(
-                    body,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(&i.zone),
-                    escape(&i.hostname),
-                    if i.status == STATUS_UP { "up" } else { "waiting" },
-                    escape(&i.addrs.clone().unwrap_or_default().join(" ")),
-                    escape(&i.version),
-                    escape(&metadata),
-                );
-            }
-            body.push_str("</table>");
-        }
-    }
-    Html(page(&format!("{appid} - discovery"), &body))
+    Router::new()
+        .merge(assets::routes())
+        .merge(plain::routes())
+        .route("/ui/api/apps", get(apps::apps))
+        .route("/ui/api/app", get(app::app))
+        .route("/ui/api/leases", get(app::leases))
+        .route("/ui/api/cluster", get(cluster::cluster))
+        .route("/ui/api/guard", get(cluster::guard))
+        .route("/ui/api/charts", get(cluster::charts))
+        .route("/ui/api/session", get(actions::session))
+        .route("/ui/api/action", post(actions::action))
 }

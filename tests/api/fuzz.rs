@@ -36,9 +36,18 @@ const ROUTES: &[&str] = &[
     "/healthz",
     "/admin/status",
     "/",
+    "/ui/plain",
+    "/ui/app",
+    "/ui/api/apps",
+    "/ui/api/app",
+    "/ui/api/leases",
+    "/ui/api/guard",
+    "/ui/api/session",
+    "/ui/api/action",
 ];
 
-const WRITES: &[&str] = &["/discovery/register", "/discovery/renew", "/discovery/cancel", "/discovery/set"];
+const WRITES: &[&str] =
+    &["/discovery/register", "/discovery/renew", "/discovery/cancel", "/discovery/set", "/ui/api/action"];
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
@@ -61,6 +70,10 @@ const PARAM_NAMES: &[&str] = &[
     "callback",
     "AppID",
     "Zone",
+    "action",
+    "q",
+    "offset",
+    "limit",
 ];
 
 const INTERESTING: &[&str] = &[
@@ -101,6 +114,8 @@ const INTERESTING: &[&str] = &[
     "%ff%fe",
     "a\u{0}b",
     "é",
+    "waiting",
+    "cancel",
 ];
 
 const CONTENT_TYPES: &[&str] = &[

@@ -6,14 +6,14 @@
 //! - `leases`: eviction after the lease, renews, self-preservation, restart grace.
 //! - `sdk`: what the Go `naming` SDK does, step by step (spec §5.1, §5.2).
 //! - `batching`: concurrent writes share Raft entries, each caller gets its own outcome.
-//! - `status_page`: the HTML status page.
+//! - `console`: the console's JSON routes, actions behind the token, and the plain HTML page.
 //! - `fuzz`: random requests at every route: never 5xx, never a panic, always a JSON envelope.
 
 mod batching;
+mod console;
 mod contract;
 mod fuzz;
 mod leases;
 mod polls;
 mod sdk;
-mod status_page;
 mod support;
