@@ -8,7 +8,7 @@
 //! - `node`: wiring: storage, Raft, the write proposer, the lessor task, long-poll notification, routes.
 //! - `config`, `config_file`, `cli`, `duration`: the validated configuration, the `--config` file and the
 //!   command line that build it.
-//! - `ui`: the server-rendered status page at `/`.
+//! - `ui`: the console at `/` (an embedded single page over JSON routes under `/ui/api`) and the plain page.
 //! - `raft_types`: the openraft type configuration (entries carry `registry::command::Batch`).
 //! - `runtime`: the tokio runtime a node runs on (`--worker-threads`).
 //! - `fd_limit`: the open-file limit, raised at start, and the client connections it leaves room for.

@@ -1,7 +1,7 @@
 //! The console: its JSON routes (apps with filters, an app with lease figures and changes, the cluster,
 //! charts, session and actions behind the token), the embedded page, and the plain page at `/ui/plain` and
-//! `/ui/app` for browsers without JavaScript (text from clients escaped). The headless-Chromium tests are in
-//! `tests/browser`.
+//! `/ui/app` for browsers without JavaScript (text from clients escaped). The headless-Chromium tests are
+//! `tests/cluster/console.rs`.
 
 use serde_json::{json, Value};
 

@@ -7,7 +7,8 @@
 //! - [`api`]: the bilibili calls the tests make.
 //! - [`workload`]: bounded writer tasks that record every acknowledged register; [`renewers`]: bounded
 //!   renew tasks.
-//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`], [`snapshots`], [`zones`].
+//! - one file per topic: [`reads`], [`failover`], [`leases`], [`membership`], [`minority`], [`snapshots`], [`zones`],
+//!   [`console`] (in headless Chromium through [`webdriver`]; screenshots under `target/browser/`).
 //!
 //! # Running
 //! `cargo test --test cluster -- --nocapture` prints the measured figures (failover times, -500 latency on
@@ -19,8 +20,10 @@ mod api;
 mod harness;
 mod process;
 mod renewers;
+mod webdriver;
 mod workload;
 
+mod console;
 mod failover;
 mod leases;
 mod liveness;

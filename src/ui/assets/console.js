@@ -386,6 +386,12 @@ function instanceRow(i, nowMs, act) {
   );
 }
 
+// A member's role as the leader's membership has it, against the Raft state it reports itself.
+function agrees(role, reported) {
+  const expected = { leader: ["Leader"], voter: ["Follower", "Candidate"], learner: ["Learner"] }[role] || [];
+  return expected.includes(reported);
+}
+
 // The cluster: members, self-preservation, storage, leader changes.
 function clusterView() {
   const body = el("div", { id: "cluster" });
@@ -408,7 +414,7 @@ function clusterView() {
             el("td", {}, m.id),
             el("td", {}, m.addr),
             el("td", {}, m.zone),
-            el("td", { class: "role" }, m.role + (m.reported_role && m.reported_role.toLowerCase() !== m.role ? ` (says ${m.reported_role})` : "")),
+            el("td", { class: "role" }, m.role + (agrees(m.role, m.reported_role) ? "" : ` (says ${m.reported_role})`)),
             el("td", {}, m.serving ? "yes" : "no"),
             el("td", { class: "num" }, num(m.applied)),
             el("td", { class: "num" }, m.lag_entries === null ? "-" : `${num(m.lag_entries)} entries · ${num(m.lag_ms)} ms`),
