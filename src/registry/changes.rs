@@ -12,6 +12,7 @@
 //!   folded into it (`repeats` + 1, newest time), so periodic writes do not push real changes out.
 //! - Nothing here reads a clock: times come from the entries' leader stamps.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
@@ -51,8 +52,9 @@ pub struct Change {
     pub zone: String,
     /// Hostname of the instance.
     pub hostname: String,
-    /// Human-readable detail (`status up`, `metadata weight`), may be empty.
-    pub detail: String,
+    /// Human-readable detail (`status up`, `metadata weight`), may be empty. Borrowed for the common
+    /// texts, so the changes of a million registers allocate no detail.
+    pub detail: Cow<'static, str>,
     /// How many equal changes in a row this stands for (1 for a single one).
     pub repeats: u32,
 }
@@ -65,7 +67,7 @@ pub struct Observed {
     /// What happened.
     pub kind: ChangeKind,
     /// Detail text.
-    pub detail: String,
+    pub detail: Cow<'static, str>,
 }
 
 /// The changes a batch made, from its commands and apply's outcomes. `evicted` tells whether an evicted
@@ -77,17 +79,17 @@ pub fn observe(commands: &[Command], outcomes: &[Outcome], evicted: impl Fn(&Ins
             (Command::Register(args), Outcome::Ok) => seen.push(Observed {
                 key: args.key.clone(),
                 kind: ChangeKind::Register,
-                detail: status_text(args.status).to_string(),
+                detail: status_text(args.status),
             }),
             (Command::Cancel(key), Outcome::Ok) => {
-                seen.push(Observed { key: key.clone(), kind: ChangeKind::Cancel, detail: String::new() })
+                seen.push(Observed { key: key.clone(), kind: ChangeKind::Cancel, detail: Cow::Borrowed("") })
             }
             (Command::Set(args), Outcome::Ok) => observe_set(args, &mut seen),
             (Command::Evict(keys), Outcome::Evicted(n)) if *n > 0 => {
                 seen.extend(keys.iter().filter(|(key, _)| evicted(key)).map(|(key, _)| Observed {
                     key: key.clone(),
                     kind: ChangeKind::Evict,
-                    detail: String::new(),
+                    detail: Cow::Borrowed(""),
                 }))
             }
             _ => {}
@@ -112,12 +114,12 @@ fn observe_set(args: &SetArgs, seen: &mut Vec<Observed>) {
             zone: args.zone.clone(),
             hostname: hostname.clone(),
         };
-        seen.push(Observed { key, kind: ChangeKind::Set, detail: parts.join("; ") });
+        seen.push(Observed { key, kind: ChangeKind::Set, detail: Cow::Owned(parts.join("; ")) });
     }
 }
 
 /// `up`, `waiting`, or the number.
-pub fn status_text(status: u32) -> std::borrow::Cow<'static, str> {
+pub fn status_text(status: u32) -> Cow<'static, str> {
     match status {
         1 => "up".into(),
         2 => "waiting".into(),
@@ -274,7 +276,7 @@ mod tests {
         for i in 0..=MAX_APPS {
             let mut k = key("h");
             k.appid = format!("app-{i}");
-            log.record(i as i64, 1, vec![Observed { key: k, kind: ChangeKind::Cancel, detail: String::new() }]);
+            log.record(i as i64, 1, vec![Observed { key: k, kind: ChangeKind::Cancel, detail: Cow::Borrowed("") }]);
         }
         assert_eq!(log.apps(), MAX_APPS * 9 / 10);
         assert!(log.of("dev", "app-0").is_empty(), "the stalest app was forgotten");

@@ -216,7 +216,7 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
             kind: c.kind,
             zone: c.zone,
             hostname: c.hostname,
-            detail: c.detail,
+            detail: c.detail.into_owned(),
             repeats: c.repeats,
         })
         .collect();

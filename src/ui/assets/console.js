@@ -540,6 +540,8 @@ function chart(samples, key, title, everyS) {
       { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title} over the last ${Math.round((samples.length * everyS) / 60)} minutes` },
       svg("text", { x: 2, y: 12, class: "axis" }, round(values.length ? max : 0)),
       svg("text", { x: 2, y: height - 18, class: "axis" }, "0"),
+      svg("text", { x: pad, y: height - 3, class: "axis" }, `${Math.round(((samples.length - 1) * everyS) / 60)} min ago`),
+      svg("text", { x: width - 30, y: height - 3, class: "axis" }, "now"),
       svg("polyline", { points: points.join(" ") }),
     ),
   );
