@@ -236,7 +236,7 @@ mod tests {
             vec![Outcome::Ok, Outcome::Invalid("bad".into()), Outcome::NotFound, Outcome::Ok, Outcome::Evicted(1)];
         let seen = observe(&commands, &outcomes, |k| k.hostname == "h4");
         let summary: Vec<(ChangeKind, &str, &str)> =
-            seen.iter().map(|o| (o.kind, o.key.hostname.as_str(), o.detail.as_str())).collect();
+            seen.iter().map(|o| (o.kind, o.key.hostname.as_str(), o.detail.as_ref())).collect();
         assert_eq!(
             summary,
             vec![
