@@ -16,6 +16,7 @@
 //! | liveness prober | which members can serve (`infra.discovery`'s list and cursor) | cancel |
 //! | applied timeline | when this node applied what (members' lag in time) | cancel |
 //! | disk guard | the free-space verdict of the write path | cancel |
+//! | chart sampler (`charts`) | the console's last hour of samples | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
 //!
 //! Stopping is bounded: whatever a task waits on (an eviction a cut-off leader can never commit, a client
