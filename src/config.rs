@@ -217,7 +217,12 @@ pub enum ConfigError {
     ZeroId(u64),
     /// `--addr` is not `host:port`.
     #[error("--addr {addr:?} is not a valid HOST:PORT address: {reason}")]
-    BadAddr { addr: String, reason: String },
+    BadAddr {
+        /// The value given.
+        addr: String,
+        /// Why it is not an address.
+        reason: String,
+    },
     /// A non-loopback listener would expose the internal routes to anyone.
     #[error("--addr {0} is not a loopback address: set --cluster-token so that /raft, /internal and /admin are not open to anyone who can reach the port")]
     TokenRequired(String),
@@ -257,7 +262,14 @@ pub enum ConfigError {
     ZeroDuration(&'static str),
     /// `--peers` does not list this node as `--id`=`--addr`.
     #[error("--peers must list this node as {id}={addr} (got {found})")]
-    NotInPeers { id: u64, addr: String, found: String },
+    NotInPeers {
+        /// `--id`.
+        id: u64,
+        /// `--addr`.
+        addr: String,
+        /// What `--peers` says for that id, or that it lists none.
+        found: String,
+    },
     /// `--snapshot-logs` must be positive.
     #[error("--snapshot-logs must be greater than zero")]
     ZeroSnapshotLogs,

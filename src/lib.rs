@@ -13,6 +13,8 @@
 //! - `runtime`: the tokio runtime a node runs on (`--worker-threads`).
 //! - `fd_limit`: the open-file limit, raised at start, and the client connections it leaves room for.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod api;
 pub mod cli;
 pub mod client;

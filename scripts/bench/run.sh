@@ -128,8 +128,8 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- build
 if [[ $BUILD -eq 1 ]]; then
-    log "cargo build --release --bin discovery --bin discovery-bench"
-    cargo build --release --bin discovery --bin discovery-bench
+    log "cargo build --release -p discovery -p discovery-bench"
+    cargo build --release -p discovery -p discovery-bench
 fi
 DISCOVERY="${DISCOVERY_BIN:-$TARGET_DIR/release/discovery}"
 BENCH="${BENCH_BIN:-$TARGET_DIR/release/discovery-bench}"

@@ -105,7 +105,7 @@ chaos_teardown # leftovers of an earlier run that was killed
 
 if [ "${CHAOS_NO_BUILD:-0}" != 1 ]; then
     log "building ($profile)"
-    build=(cargo build --bin discovery --bin discovery-chaos)
+    build=(cargo build -p discovery -p discovery-chaos)
     [ "$profile" = release ] && build+=(--release)
     (cd "$root" && "${build[@]}")
 fi

@@ -335,5 +335,4 @@ impl FromParams for ArgPoll {
 }
 
 #[cfg(test)]
-#[path = "args_tests.rs"]
 mod tests;

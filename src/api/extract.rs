@@ -164,5 +164,4 @@ fn push_json(params: &mut Params, name: &str, value: Value) {
 }
 
 #[cfg(test)]
-#[path = "extract_tests.rs"]
 mod tests;

@@ -6,8 +6,8 @@ use axum::routing::post;
 use axum::Router;
 
 use super::{ApiError, ArgRenew, Bind, Envelope};
+use crate::node::forward::renews::renew_local;
 use crate::node::internal_wire::RenewReply;
-use crate::node::renewal::renew_local;
 use crate::node::AppState;
 use crate::registry::model::Instance;
 

@@ -205,5 +205,4 @@ pub fn non_negative(f: Field, value: i64) -> Result<i64, ApiError> {
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

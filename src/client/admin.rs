@@ -14,7 +14,7 @@ use super::wire::{Digest, NodeStatus};
 use super::Client;
 
 /// A membership change waits for the new node to catch up (by snapshot if need be): minutes, not seconds.
-pub const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to look for the leader: right after an election, or the leader's removal, members may name none.
 const FIND_LEADER_FOR: Duration = Duration::from_secs(10);
 

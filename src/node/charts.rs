@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::state_machine::RegistryState;
+use super::registry_state::RegistryState;
 
 /// Time between two samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);

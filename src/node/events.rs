@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::charts::History;
 use super::metrics::{NodeMetrics, ResultLabel};
-use super::state_machine::RegistryState;
+use super::registry_state::RegistryState;
 use crate::raft_types::Raft;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::forward::renews::renew_local;
 use super::internal_wire::{
     ReadIndexReply, RenewRequest, WriteReply, WriteRequest, WritesRequest, READ_INDEX_PATH, RENEW_PATH, WRITES_PATH,
     WRITE_PATH,
 };
 use super::proposer::ProposeError;
-use super::renewal::renew_local;
 use super::AppState;
 
 /// Routes of the internal API.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::liveness::Liveness;
 use super::proposer::now_ns;
-use super::state_machine::RegistryState;
+use super::registry_state::RegistryState;
 use crate::config::Config;
 use crate::raft_types::{NodeId, Raft};
 use crate::registry::infra::{ChangeStamp, Member, Membership, INFRA_APPID};

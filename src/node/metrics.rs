@@ -30,8 +30,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::lessor::Lessor;
-use super::state_machine::{ApplyCounters, RegistryState};
+use super::lease_keeper::LeaseKeeper;
+use super::registry_state::{ApplyCounters, RegistryState};
 use super::AppState;
 use crate::api::envelope::STATUS_CODE_HEADER;
 use crate::raft_types::Raft;
@@ -371,7 +371,7 @@ impl NodeMetrics {
         }
     }
 
-    fn refresh_registry(&self, registry: &RegistryState, lessor: &Lessor) {
+    fn refresh_registry(&self, registry: &RegistryState, lessor: &LeaseKeeper) {
         let g = &self.gauges;
         let mut per_env: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         {
@@ -411,7 +411,7 @@ pub struct Sources<'a> {
     /// The applied registry.
     pub registry: &'a RegistryState,
     /// The lessor.
-    pub lessor: &'a Lessor,
+    pub lessor: &'a LeaseKeeper,
     /// The free-space guard.
     pub disk: &'a super::disk_guard::DiskGuard,
     /// The snapshot transfer under way, if any.

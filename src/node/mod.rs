@@ -33,7 +33,7 @@ pub mod forward;
 pub mod health;
 pub mod internal;
 pub mod internal_wire;
-pub mod lessor;
+pub mod lease_keeper;
 pub mod liveness;
 pub mod long_uri;
 pub mod member_checks;
@@ -41,15 +41,12 @@ pub mod membership;
 pub mod metrics;
 pub mod pipeline;
 pub mod proposer;
-pub mod read_index_batching;
-pub mod renewal;
+pub mod registry_state;
 pub mod route_gate;
 pub mod routing;
 pub mod server;
 pub mod serving_view;
 pub mod staleness;
-pub mod state_machine;
-pub mod write_forwarding;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,15 +65,15 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::raft_types::{Raft, TypeConfig};
 use disk_guard::{DiskGuard, FreeSpace, Statvfs};
+use forward::read_index::ReadIndexBatcher;
+use forward::renews::RenewForwarder;
+use forward::writes::WriteForwarder;
 use forward::Forwarder;
 use health::NodeHealth;
-use lessor::Lessor;
+use lease_keeper::LeaseKeeper;
 use metrics::{NodeMetrics, ProposalMetrics, StorageMetrics};
 use proposer::Proposer;
-use read_index_batching::ReadIndexBatcher;
-use renewal::RenewForwarder;
-use state_machine::RegistryState;
-use write_forwarding::WriteForwarder;
+use registry_state::RegistryState;
 
 /// How long in-flight requests may take to finish once the node is stopping.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -113,7 +110,7 @@ pub struct NodeState {
     /// The write batcher.
     pub proposer: Proposer,
     /// The leader's lease table (inactive on followers).
-    pub lessor: Arc<Lessor>,
+    pub lessor: Arc<LeaseKeeper>,
     /// The validated configuration.
     pub config: Arc<Config>,
     /// Client for other members' internal routes.
@@ -293,10 +290,10 @@ where
     tasks.spawn(async move {
         let _ = proposer_task.await;
     });
-    let lessor = Arc::new(Lessor::new(&config));
+    let lessor = Arc::new(LeaseKeeper::new(&config));
     let metrics = Arc::new(NodeMetrics::new(registry.counters(), lessor.renew_counter(), &proposals, &storage_metrics));
     let liveness = Arc::new(liveness::Liveness::default());
-    tasks.spawn(lessor::run(
+    tasks.spawn(lease_keeper::run(
         Arc::clone(&lessor),
         raft.clone(),
         Arc::clone(&registry),

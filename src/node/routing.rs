@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::forward::{leader, next_leader, ForwardError, LeaderHint};
+use super::forward::{with_leader, Attempt, ForwardError, LeaderHint};
 use super::internal_wire::{ReadIndexReply, WriteReply};
 use super::proposer::ProposeError;
 use super::AppState;
@@ -95,35 +95,34 @@ impl AppState {
         }
         self.disk.check_write().map_err(RouteError::DiskLow)?;
         let deadline = Instant::now() + self.leader_budget();
-        let mut hint = leader(&self.raft, deadline).await?;
-        loop {
-            let stale = hint.clone();
-            match &hint {
+        let command = &command;
+        with_leader(&self.raft, deadline, |hint| async move {
+            match hint {
                 LeaderHint::Me => match tokio::time::timeout_at(deadline, self.proposer.propose(command.clone())).await
                 {
-                    Err(_) => return Err(RouteError::Unknown("the write did not commit in time".into())),
-                    Ok(Ok(committed)) => return Ok(committed.outcome),
-                    Ok(Err(ProposeError::NotLeader { .. })) => {}
-                    Ok(Err(ProposeError::Overloaded)) => return Err(RouteError::Overloaded),
-                    Ok(Err(err @ ProposeError::Timeout(_))) => return Err(RouteError::Unknown(err.to_string())),
+                    Err(_) => Attempt::Done(Err(RouteError::Unknown("the write did not commit in time".into()))),
+                    Ok(Ok(committed)) => Attempt::Done(Ok(committed.outcome)),
+                    Ok(Err(ProposeError::NotLeader { .. })) => Attempt::NextLeader,
+                    Ok(Err(ProposeError::Overloaded)) => Attempt::Done(Err(RouteError::Overloaded)),
+                    Ok(Err(err @ ProposeError::Timeout(_))) => Attempt::Done(Err(RouteError::Unknown(err.to_string()))),
                     Ok(Err(err @ ProposeError::Unavailable(_))) => {
-                        return Err(RouteError::Unavailable(err.to_string()))
+                        Attempt::Done(Err(RouteError::Unavailable(err.to_string())))
                     }
                 },
-                LeaderHint::Other(addr) => match self.writes.forward(addr, command.clone(), deadline).await {
+                LeaderHint::Other(addr) => match self.writes.forward(&addr, command.clone(), deadline).await {
                     Ok(WriteReply::Committed { outcome, index }) => {
                         self.wait_applied(index).await;
-                        return Ok(outcome);
+                        Attempt::Done(Ok(outcome))
                     }
-                    Ok(WriteReply::NotLeader { .. }) | Err(ForwardError::Unreachable(_)) => {}
-                    Ok(WriteReply::Overloaded) => return Err(RouteError::Overloaded),
-                    Ok(WriteReply::NotMember) => return Err(RouteError::NotMember),
-                    Ok(WriteReply::Failed(reason)) => return Err(RouteError::Unavailable(reason)),
-                    Err(err) => return Err(err.into()),
+                    Ok(WriteReply::NotLeader { .. }) | Err(ForwardError::Unreachable(_)) => Attempt::NextLeader,
+                    Ok(WriteReply::Overloaded) => Attempt::Done(Err(RouteError::Overloaded)),
+                    Ok(WriteReply::NotMember) => Attempt::Done(Err(RouteError::NotMember)),
+                    Ok(WriteReply::Failed(reason)) => Attempt::Done(Err(RouteError::Unavailable(reason))),
+                    Err(err) => Attempt::Done(Err(err.into())),
                 },
             }
-            hint = next_leader(&self.raft, &stale, deadline).await?;
-        }
+        })
+        .await
     }
 
     /// Wait until everything acknowledged before this call is applied here (read index from the leader).
@@ -132,30 +131,30 @@ impl AppState {
             return Err(RouteError::CutOff(why));
         }
         let deadline = Instant::now() + self.leader_budget();
-        let mut hint = leader(&self.raft, deadline).await?;
-        loop {
-            let stale = hint.clone();
-            match &hint {
+        with_leader(&self.raft, deadline, |hint| async move {
+            match hint {
                 LeaderHint::Me => match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
-                    Err(_) => return Err(RouteError::NoLeader("leadership could not be confirmed in time".into())),
-                    Ok(Ok(_)) => return Ok(()),
-                    Ok(Err(openraft::error::RaftError::APIError(_))) => {}
-                    Ok(Err(err)) => return Err(RouteError::Unavailable(err.to_string())),
+                    Err(_) => {
+                        Attempt::Done(Err(RouteError::NoLeader("leadership could not be confirmed in time".into())))
+                    }
+                    Ok(Ok(_)) => Attempt::Done(Ok(())),
+                    Ok(Err(openraft::error::RaftError::APIError(_))) => Attempt::NextLeader,
+                    Ok(Err(err)) => Attempt::Done(Err(RouteError::Unavailable(err.to_string()))),
                 },
-                LeaderHint::Other(addr) => match self.read_indexes.read_index(addr, deadline).await {
+                LeaderHint::Other(addr) => match self.read_indexes.read_index(&addr, deadline).await {
                     Ok(ReadIndexReply::Index(index)) => {
-                        return if self.wait_applied_until(index, deadline + APPLY_WAIT).await {
+                        Attempt::Done(if self.wait_applied_until(index, deadline + APPLY_WAIT).await {
                             Ok(())
                         } else {
                             Err(RouteError::Unavailable("this node could not catch up in time".into()))
-                        };
+                        })
                     }
-                    Ok(ReadIndexReply::NotLeader) | Err(ForwardError::Unreachable(_)) => {}
-                    Err(err) => return Err(err.into()),
+                    Ok(ReadIndexReply::NotLeader) | Err(ForwardError::Unreachable(_)) => Attempt::NextLeader,
+                    Err(err) => Attempt::Done(Err(err.into())),
                 },
             }
-            hint = next_leader(&self.raft, &stale, deadline).await?;
-        }
+        })
+        .await
     }
 
     /// Wait (bounded) until this node applied `index`. A write acknowledged by the leader is answered

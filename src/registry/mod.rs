@@ -9,13 +9,11 @@
 //! - `view`: fetch / fetchs / fetch-all / polls answers, exact wire JSON.
 //! - `infra`: the servers as `infra.discovery`, synthesized from the Raft membership.
 //! - `lease`, `guard`, `lessor`: the leader's lease table, self-preservation, and the eviction step.
-//! - `error`: domain errors.
 
 pub mod apply;
 pub mod changes;
 pub mod command;
 mod digest;
-pub mod error;
 pub mod guard;
 mod hash;
 pub mod infra;
@@ -26,7 +24,6 @@ pub mod store;
 pub mod view;
 
 pub use apply::{Applied, LeaseEvent};
-pub use error::RegistryError;
 pub use infra::{Member, Membership, INFRA_APPID};
 pub use lessor::{Lessor, LessorConfig, Renewal};
 pub use store::Registry;

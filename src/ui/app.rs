@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ConsoleError;
 use super::leader;
 use crate::node::charts::unix_ms;
-use crate::node::lessor::LeaseFigures;
+use crate::node::lease_keeper::LeaseFigures;
 use crate::node::AppState;
 use crate::registry::changes::{status_text, ChangeKind};
 use crate::registry::model::{Instance, InstanceKey};

@@ -18,7 +18,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 /// `/`, `/ui/console.js`, `/ui/console.css`.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
         .route("/ui/console.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))

@@ -1,7 +1,7 @@
 //! HTML helpers of the status page: escaping and the page frame.
 
 /// Escape text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -17,7 +17,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Percent-encode a query value.
-pub fn url_encode(text: &str) -> String {
+pub(crate) fn url_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -30,7 +30,7 @@ pub fn url_encode(text: &str) -> String {
 }
 
 /// A whole page, refreshed by the browser every 5 seconds.
-pub fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
          <title>{}</title><style>{STYLE}</style></head><body><h1>discovery</h1>{body}</body></html>",

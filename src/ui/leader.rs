@@ -14,7 +14,7 @@ use crate::node::AppState;
 const LEADER_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// The leader's id and address, if one is known.
-pub fn leader(state: &AppState) -> Option<(u64, String)> {
+pub(crate) fn leader(state: &AppState) -> Option<(u64, String)> {
     let metrics = state.raft.metrics();
     let m = metrics.borrow();
     let id = m.current_leader?;
@@ -23,7 +23,7 @@ pub fn leader(state: &AppState) -> Option<(u64, String)> {
 }
 
 /// `GET path_and_query` on the leader's console routes, decoded; `Err` says why not, for the page.
-pub async fn ask<T: DeserializeOwned>(addr: &str, path_and_query: &str) -> Result<T, String> {
+pub(crate) async fn ask<T: DeserializeOwned>(addr: &str, path_and_query: &str) -> Result<T, String> {
     let client = reqwest::Client::builder()
         .timeout(LEADER_TIMEOUT)
         .build()

@@ -12,7 +12,7 @@ const MEMBER_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One row of the members table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRow {
+pub(crate) struct MemberRow {
     /// Node id.
     pub id: u64,
     /// Advertised address.
@@ -30,7 +30,7 @@ pub struct MemberRow {
 }
 
 /// Every member of this node's membership with its own view of itself.
-pub async fn member_rows(state: &AppState) -> Vec<MemberRow> {
+pub(crate) async fn member_rows(state: &AppState) -> Vec<MemberRow> {
     let me = status_view(state);
     let client = reqwest::Client::builder().timeout(MEMBER_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new());
     let asks = me.membership.iter().map(|m| {

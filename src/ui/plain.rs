@@ -21,7 +21,7 @@ use crate::node::AppState;
 use crate::registry::model::{Instance, STATUS_UP};
 
 /// Routes of the plain status page.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ui/plain", get(index)).route("/ui/app", get(app_page))
 }
 

@@ -157,7 +157,7 @@ async fn after_a_restart_every_instance_gets_the_grace_then_expires_if_not_renew
 
     let node = node.restart().await;
     let active_at = Instant::now();
-    // grace = max(4 × election_max, 4 s); deadlines are spread over [0, grace) on top (src/node/lessor.rs).
+    // grace = max(4 × election_max, 4 s); deadlines are spread over [0, grace) on top (src/node/lease_keeper.rs).
     let grace = (node.config.raft.election_max * 4).max(Duration::from_secs(4));
     let earliest = node.config.lease + grace;
     let latest = earliest + grace;

@@ -93,10 +93,10 @@ async fn consistent_read_on_follower_sees_write_acked_elsewhere() {
     eprintln!("consistent fetch on a follower: median {:?}, max {:?}", latencies[10], latencies[19]);
 }
 
-/// Forwarded writes travel in batches (`node::write_forwarding`): many concurrent registers through one
+/// Forwarded writes travel in batches (`node::forward::writes`): many concurrent registers through one
 /// follower take far fewer Raft entries than writes, each caller still gets its own answer, and the
 /// follower reads every acknowledged write at once. Concurrent `consistent=1` reads that share read-index
-/// round trips (`node::read_index_batching`) all see every write acknowledged before they started.
+/// round trips (`node::forward::read_index`) all see every write acknowledged before they started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_through_a_follower_share_entries_and_read_their_writes() {
     const WRITES: usize = 120;

@@ -360,5 +360,4 @@ pub fn summary(verdict: &Verdict, history: &History, show: usize) -> String {
 }
 
 #[cfg(test)]
-#[path = "check_tests.rs"]
 mod tests;

@@ -23,31 +23,18 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[path = "discovery-bench/client.rs"]
 mod client;
-#[path = "discovery-bench/cluster.rs"]
 mod cluster;
-#[path = "discovery-bench/failover.rs"]
 mod failover;
-#[path = "discovery-bench/footprint.rs"]
 mod footprint;
-#[path = "discovery-bench/join.rs"]
 mod join;
-#[path = "discovery-bench/lag.rs"]
 mod lag;
-#[path = "discovery-bench/load.rs"]
 mod load;
-#[path = "discovery-bench/polls.rs"]
 mod polls;
-#[path = "discovery-bench/report.rs"]
 mod report;
-#[path = "discovery-bench/snapshot.rs"]
 mod snapshot;
-#[path = "discovery-bench/startup.rs"]
 mod startup;
-#[path = "discovery-bench/stats.rs"]
 mod stats;
-#[path = "discovery-bench/template.rs"]
 mod template;
 
 /// Errors of this tool: a message for the operator.

@@ -1,4 +1,5 @@
-//! The lessor task: runs the domain [`registry::lessor::Lessor`] on the leader only.
+//! The lease keeper: the node's handle on the domain [`registry::lessor::Lessor`], and the task that runs it
+//! on the leader only. (One `Lessor`, in the domain; this is what drives it.)
 //!
 //! Invariants:
 //! - Active only between a *confirmed* promotion (a linearizable read succeeded in this term) and the
@@ -27,18 +28,18 @@ use tokio_util::sync::CancellationToken;
 use super::liveness::Liveness;
 use super::metrics::ResultLabel;
 use super::proposer::now_ns;
-use super::state_machine::RegistryState;
+use super::registry_state::RegistryState;
 use crate::config::Config;
 use crate::raft_types::Raft;
 use crate::registry::command::{Batch, Command};
 use crate::registry::guard::GuardConfig;
-use crate::registry::lessor::{Lessor as DomainLessor, LessorConfig, LessorStatus, Renewal};
+use crate::registry::lessor::{Lessor, LessorConfig, LessorStatus, Renewal};
 use crate::registry::model::InstanceKey;
 
 /// The node's handle on the lease table.
 #[derive(Debug)]
-pub struct Lessor {
-    inner: Mutex<DomainLessor>,
+pub struct LeaseKeeper {
+    inner: Mutex<Lessor>,
     origin: tokio::time::Instant,
     evict_interval: Duration,
     renews: Family<ResultLabel, Counter>,
@@ -75,11 +76,11 @@ pub fn lessor_config(config: &Config) -> LessorConfig {
     }
 }
 
-impl Lessor {
+impl LeaseKeeper {
     /// An inactive lessor.
     pub fn new(config: &Config) -> Self {
         Self {
-            inner: Mutex::new(DomainLessor::new(lessor_config(config))),
+            inner: Mutex::new(Lessor::new(lessor_config(config))),
             origin: tokio::time::Instant::now(),
             evict_interval: config.evict_interval,
             renews: Family::default(),
@@ -114,7 +115,7 @@ impl Lessor {
         self.origin.elapsed()
     }
 
-    fn lock(&self) -> MutexGuard<'_, DomainLessor> {
+    fn lock(&self) -> MutexGuard<'_, Lessor> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -207,7 +208,7 @@ impl Lessor {
 
 /// Run until `shutdown`: idle while follower, keep leases while leader.
 pub async fn run(
-    lessor: Arc<Lessor>,
+    lessor: Arc<LeaseKeeper>,
     raft: Raft,
     registry: Arc<RegistryState>,
     liveness: Arc<Liveness>,
@@ -255,7 +256,7 @@ pub async fn run(
 
 /// Scan and evict while leader of `term`. Returns true when the node is shutting down.
 async fn serve_term(
-    lessor: &Lessor,
+    lessor: &LeaseKeeper,
     raft: &Raft,
     registry: &RegistryState,
     liveness: &Liveness,
@@ -308,8 +309,8 @@ fn cut_zones(raft: &Raft, liveness: &Liveness) -> BTreeSet<String> {
 }
 
 /// While leader: confirm leadership with a quorum every heartbeat, so renews are judged only under a fresh
-/// confirmation (see `Lessor::lease_valid`). Runs until the caller drops it.
-async fn keep_leadership_confirmed(lessor: &Lessor, raft: &Raft) -> std::convert::Infallible {
+/// confirmation (see `LeaseKeeper::lease_valid`). Runs until the caller drops it.
+async fn keep_leadership_confirmed(lessor: &LeaseKeeper, raft: &Raft) -> std::convert::Infallible {
     let mut ticker = tokio::time::interval(lessor.confirm_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -322,7 +323,7 @@ async fn keep_leadership_confirmed(lessor: &Lessor, raft: &Raft) -> std::convert
 }
 
 /// One info line when self-preservation switches on or off.
-fn log_protection_switch(lessor: &Lessor, protected: &mut bool) {
+fn log_protection_switch(lessor: &LeaseKeeper, protected: &mut bool) {
     let Some(guard) = lessor.status().guard else { return };
     if guard.protected == *protected {
         return;

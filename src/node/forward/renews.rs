@@ -1,5 +1,5 @@
 //! Renews: judged by the leader's lessor, never written to the Raft log. A follower forwards the renews it
-//! receives to the leader in batches ([`pipeline`](super::pipeline): whatever queued while the previous
+//! receives to the leader in batches ([`pipeline`](crate::node::pipeline): whatever queued while the previous
 //! batches were on their way, no timer) and answers each client with the leader's verdict; with no
 //! reachable leader the verdict is "not the leader" (-500), never -404, which would make every client
 //! re-register at once.
@@ -8,10 +8,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::forward::{leader, next_leader, ForwardError, LeaderHint};
-use super::internal_wire::{RenewReply, RenewRequest, RENEW_PATH};
-use super::pipeline::{self, Shape};
-use super::AppState;
+use super::{with_leader, Attempt, ForwardError, LeaderHint};
+use crate::node::internal_wire::{RenewReply, RenewRequest, RENEW_PATH};
+use crate::node::pipeline::{self, Shape};
+use crate::node::AppState;
 use crate::registry::lessor::Renewal;
 use crate::registry::model::InstanceKey;
 
@@ -80,32 +80,23 @@ impl RenewForwarder {
 async fn renew_batch(state: &AppState, keys: Vec<InstanceKey>) -> Vec<RenewReply> {
     let deadline = Instant::now() + state.leader_budget();
     let not_leader = |n: usize| vec![RenewReply::NotLeader; n];
-    let Ok(mut hint) = leader(&state.raft, deadline).await else { return not_leader(keys.len()) };
-    loop {
-        let stale = hint.clone();
-        match &hint {
-            LeaderHint::Me => {
-                let verdicts: Vec<RenewReply> = keys.iter().map(|k| renew_local(state, k)).collect();
-                // A lessor not yet active (leadership not confirmed) says NotLeader: that is the answer.
-                return verdicts;
-            }
+    let keys = &keys;
+    let routed = with_leader(&state.raft, deadline, |hint| async move {
+        match hint {
+            // A lessor not yet active (leadership not confirmed) says NotLeader: that is the answer.
+            LeaderHint::Me => Attempt::Done(Ok(keys.iter().map(|k| renew_local(state, k)).collect())),
             LeaderHint::Other(addr) => {
                 let request = RenewRequest { keys: keys.clone() };
-                match state.forwarder.call::<_, Vec<RenewReply>>(addr, RENEW_PATH, &request, deadline).await {
-                    Ok(verdicts) if verdicts.len() == keys.len() => {
-                        if !verdicts.iter().all(|v| *v == RenewReply::NotLeader) {
-                            return verdicts;
-                        }
-                    }
-                    Ok(_) => return not_leader(keys.len()),
-                    Err(ForwardError::Unreachable(_)) => {}
-                    Err(_) => return not_leader(keys.len()),
+                match state.forwarder.call::<_, Vec<RenewReply>>(&addr, RENEW_PATH, &request, deadline).await {
+                    Ok(verdicts) if verdicts.len() != keys.len() => Attempt::Done(Ok(not_leader(keys.len()))),
+                    Ok(verdicts) if verdicts.iter().all(|v| *v == RenewReply::NotLeader) => Attempt::NextLeader,
+                    Ok(verdicts) => Attempt::Done(Ok(verdicts)),
+                    Err(ForwardError::Unreachable(_)) => Attempt::NextLeader,
+                    Err(err) => Attempt::Done(Err(err)),
                 }
             }
         }
-        match next_leader(&state.raft, &stale, deadline).await {
-            Ok(next) => hint = next,
-            Err(_) => return not_leader(keys.len()),
-        }
-    }
+    })
+    .await;
+    routed.unwrap_or_else(|_| not_leader(keys.len()))
 }

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::forward::{ForwardError, Forwarder};
-use super::internal_wire::{WriteReply, WritesRequest, WRITES_PATH};
-use super::pipeline::{self, Shape};
+use super::{ForwardError, Forwarder};
+use crate::node::internal_wire::{WriteReply, WritesRequest, WRITES_PATH};
+use crate::node::pipeline::{self, Shape};
 use crate::registry::command::Command;
 
 /// Most writes in one forwarded request.

@@ -17,37 +17,21 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-#[path = "discovery-chaos/check.rs"]
 mod check;
-#[path = "discovery-chaos/check_avail.rs"]
 mod check_avail;
-#[path = "discovery-chaos/check_lease.rs"]
 mod check_lease;
-#[path = "discovery-chaos/check_model.rs"]
 mod check_model;
-#[path = "discovery-chaos/check_polls.rs"]
 mod check_polls;
-#[path = "discovery-chaos/check_reads.rs"]
 mod check_reads;
-#[path = "discovery-chaos/client.rs"]
 mod client;
-#[path = "discovery-chaos/collect.rs"]
 mod collect;
-#[path = "discovery-chaos/final_state.rs"]
 mod final_state;
-#[path = "discovery-chaos/history.rs"]
 mod history;
-#[path = "discovery-chaos/nemesis.rs"]
 mod nemesis;
-#[path = "discovery-chaos/netguard.rs"]
 mod netguard;
-#[path = "discovery-chaos/rng.rs"]
 mod rng;
-#[path = "discovery-chaos/run.rs"]
 mod run;
-#[path = "discovery-chaos/schedule.rs"]
 mod schedule;
-#[path = "discovery-chaos/workload.rs"]
 mod workload;
 
 /// Chaos testing for the discovery cluster: workload, nemesis and checker.

@@ -8,6 +8,10 @@
 //!   executed it: connection refused, or the receiver answered "not the leader". A timeout after sending
 //!   leaves the outcome unknown and is reported as such.
 
+pub mod read_index;
+pub mod renews;
+pub mod writes;
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -41,6 +45,35 @@ pub enum LeaderHint {
     Me,
     /// Another node, at this address.
     Other(String),
+}
+
+/// What one try against the leader a hint names gave.
+#[derive(Debug)]
+pub enum Attempt<T, E> {
+    /// The answer, final (success or an error worth reporting).
+    Done(Result<T, E>),
+    /// That node is not (or no longer) the leader, or could not be reached before it got the request: try
+    /// the next leader this node learns of.
+    NextLeader,
+}
+
+/// The one leader-routing loop of the node: try `attempt` with the current leader (this node, or another
+/// at an address), and while it answers [`Attempt::NextLeader`], wait for a different leader and try again,
+/// until `deadline`. With no leader in time the caller gets the [`ForwardError`] converted into its `E`.
+/// Writes, renews and read indexes all go through it.
+pub async fn with_leader<T, E, F, Fut>(raft: &Raft, deadline: Instant, mut attempt: F) -> Result<T, E>
+where
+    E: From<ForwardError>,
+    F: FnMut(LeaderHint) -> Fut,
+    Fut: std::future::Future<Output = Attempt<T, E>>,
+{
+    let mut hint = leader(raft, deadline).await?;
+    loop {
+        match attempt(hint.clone()).await {
+            Attempt::Done(answer) => return answer,
+            Attempt::NextLeader => hint = next_leader(raft, &hint, deadline).await?,
+        }
+    }
 }
 
 /// Wait until a leader is known (or the deadline passes).

@@ -3,16 +3,16 @@
 //!
 //! Why sharing is linearizable: a read index is valid for every read that arrived *before* the request
 //! that obtained it left (the leader confirms, after receiving it, that it still leads and reports its
-//! commit index, which covers every write acknowledged before then). [`pipeline`](super::pipeline) only
+//! commit index, which covers every write acknowledged before then). [`pipeline`](crate::node::pipeline) only
 //! hands out items queued before the batch was taken, and the request is sent after that.
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::forward::{ForwardError, Forwarder};
-use super::internal_wire::{ReadIndexReply, READ_INDEX_PATH};
-use super::pipeline::{self, Shape};
+use super::{ForwardError, Forwarder};
+use crate::node::internal_wire::{ReadIndexReply, READ_INDEX_PATH};
+use crate::node::pipeline::{self, Shape};
 
 /// Most reads sharing one round trip (the answer is copied to each; the bound only keeps batches sane).
 pub const MAX_READ_BATCH: usize = 4096;
