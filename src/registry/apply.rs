@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::command::{
     check_client_timestamp, Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs, MAX_CLIENT_AHEAD_NS,
 };
+use super::metadata::Metadata;
 use super::model::{AppKey, Instance, InstanceKey, STATUS_UP, STATUS_WAITING};
 use super::store::{Hosts, Registry, Stored};
 
@@ -197,8 +198,7 @@ fn set_one(inst: &mut Instance, status: Option<u32>, metadata: Option<&BTreeMap<
         inst.status = status;
     }
     if let Some(metadata) = metadata {
-        let merged = inst.metadata.get_or_insert_with(BTreeMap::new);
-        merged.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        inst.metadata = Some(inst.metadata.take().unwrap_or_default().merged(metadata));
     }
     inst.dirty_timestamp = at;
     inst.latest_timestamp = at;
@@ -216,7 +216,7 @@ fn new_instance(args: &RegisterArgs, stamp: i64) -> Instance {
         hostname: key.hostname.clone(),
         addrs: Some(args.addrs.clone()),
         version: args.version.clone(),
-        metadata: args.metadata.clone(),
+        metadata: args.metadata.clone().map(Metadata::from),
         status: args.status,
         reg_timestamp: stamp,
         up_timestamp: stamp,
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(stored.revision, 2);
         let i = &stored.instance;
         assert_eq!(i.addrs, Some(vec!["http://new:1".to_owned()]));
-        assert_eq!((i.version.as_str(), i.metadata.clone()), ("v2", Some(map(&[("k", "v")]))));
+        assert_eq!((i.version.as_str(), i.metadata.clone()), ("v2", Some(map(&[("k", "v")]).into())));
         assert_eq!((i.up_timestamp, i.reg_timestamp, i.dirty_timestamp), (1000, 2000, 2000));
         assert_eq!(reg.len(), 1);
     }
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(reg.cursor("dev", "demo"), Some(1001), "set advances the cursor (fix of the original)");
         let i = &reg.get(&a).expect("there").instance;
         assert_eq!(i.status, 2);
-        assert_eq!(i.metadata, Some(map(&[("a", "1"), ("b", "3"), ("c", "4")])));
+        assert_eq!(i.metadata, Some(map(&[("a", "1"), ("b", "3"), ("c", "4")]).into()));
         assert_eq!((i.up_timestamp, i.dirty_timestamp, i.latest_timestamp), (1000, 900, 900));
 
         let mut up = set_args("dev", "demo", "z1", &["a"]);
@@ -483,7 +483,7 @@ mod tests {
         let stored = reg.get(&a).expect("there");
         let i = &stored.instance;
         assert_eq!((i.status, i.up_timestamp, i.dirty_timestamp, i.latest_timestamp), (1, 5555, 5555, 5555));
-        assert_eq!(i.metadata, Some(map(&[("a", "1"), ("b", "3"), ("c", "4")])), "no metadata: unchanged");
+        assert_eq!(i.metadata, Some(map(&[("a", "1"), ("b", "3"), ("c", "4")]).into()), "no metadata: unchanged");
         assert_eq!(stored.revision, 1, "set keeps the revision, so the lessor's eviction still matches");
         assert_eq!(reg.cursor("dev", "demo"), Some(6000));
     }
@@ -495,7 +495,7 @@ mod tests {
         let mut args = set_args("dev", "demo", "z1", &["a"]);
         args.metadata = vec![map(&[("weight", "10")])];
         reg.apply(2, &batch(5000, vec![Command::Set(args)]));
-        assert_eq!(reg.get(&a).expect("there").instance.metadata, Some(map(&[("weight", "10")])));
+        assert_eq!(reg.get(&a).expect("there").instance.metadata, Some(map(&[("weight", "10")]).into()));
     }
 
     #[test]

@@ -6,9 +6,8 @@
 //! same apps, cursors, instances, revisions and high-water mark. The encoding destructures `Instance`,
 //! so adding a field to it fails to compile here until the digest covers it.
 
-use std::collections::BTreeMap;
-
 use super::hash::Fnv64;
+use super::metadata::Metadata;
 use super::model::Instance;
 use super::store::{AppEntry, Registry};
 
@@ -83,9 +82,9 @@ fn option_digest<T>(h: &mut Fnv64, value: Option<&T>, some: impl FnOnce(&mut Fnv
     }
 }
 
-fn map_digest(h: &mut Fnv64, map: &BTreeMap<String, String>) {
+fn map_digest(h: &mut Fnv64, map: &Metadata) {
     h.len(map.len());
-    for (k, v) in map {
+    for (k, v) in map.iter() {
         h.str(k);
         h.str(v);
     }
@@ -139,7 +138,7 @@ mod tests {
         variants.push(with_instance(|s| s.instance.addrs = None));
         variants.push(with_instance(|s| s.instance.addrs = Some(Vec::new())));
         variants.push(with_instance(|s| s.instance.version.push('x')));
-        variants.push(with_instance(|s| s.instance.metadata = Some(map(&[]))));
+        variants.push(with_instance(|s| s.instance.metadata = Some(map(&[]).into())));
         variants.push(with_instance(|s| s.instance.status = 2));
         variants.push(with_instance(|s| s.instance.reg_timestamp += 1));
         variants.push(with_instance(|s| s.instance.up_timestamp += 1));

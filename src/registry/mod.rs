@@ -19,6 +19,7 @@ mod hash;
 pub mod infra;
 pub mod lease;
 pub mod lessor;
+pub mod metadata;
 pub mod model;
 pub mod store;
 pub mod view;

@@ -8,9 +8,9 @@
 //! - The JSON form of [`Instance`] is the wire shape of bilibili/discovery (spec §3.1): field order, integer
 //!   nanosecond timestamps, `metadata` as an object of strings or `null`, `addrs` an array or `null`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use super::metadata::Metadata;
 
 /// Instance status: ready to receive traffic.
 pub const STATUS_UP: u32 = 1;
@@ -65,7 +65,7 @@ pub struct Instance {
     /// Free text.
     pub version: String,
     /// Free-form string map; `None` renders as JSON `null`.
-    pub metadata: Option<BTreeMap<String, String>>,
+    pub metadata: Option<Metadata>,
     /// 1 = up, 2 = waiting.
     pub status: u32,
     /// Time of the last register (leader stamp, ns).

@@ -200,7 +200,7 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
             status: status_text(i.status).into_owned(),
             addrs: i.addrs.unwrap_or_default(),
             version: i.version,
-            metadata: i.metadata.unwrap_or_default(),
+            metadata: i.metadata.map(|m| m.to_map()).unwrap_or_default(),
             registered_ms: ms(i.reg_timestamp),
             up_ms: ms(i.up_timestamp),
             changed_ms: ms(i.latest_timestamp),
