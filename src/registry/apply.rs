@@ -70,11 +70,12 @@ impl Registry {
         if let Err(reason) = check_register(args, stamp) {
             return Outcome::Invalid(reason);
         }
-        let fresh = new_instance(args, stamp);
+        let mut fresh = new_instance(args, stamp);
         let key = &args.key;
         let app = key.app();
         let entry = Arc::make_mut(self.apps.entry(app.clone()).or_default());
         let hosts = entry.zones.entry(key.zone.clone()).or_default();
+        share_metadata(&mut fresh, hosts, &key.hostname);
         match hosts.get_mut(&key.hostname) {
             Some(stored) => {
                 let pinned = stored.instance.dirty_timestamp > stamp.saturating_add(MAX_CLIENT_AHEAD_NS);
@@ -202,6 +203,14 @@ fn set_one(inst: &mut Instance, status: Option<u32>, metadata: Option<&BTreeMap<
     }
     inst.dirty_timestamp = at;
     inst.latest_timestamp = at;
+}
+
+/// Equal metadata is shared with the instance it replaces or the zone's first instance (see `metadata`).
+fn share_metadata(fresh: &mut Instance, hosts: &Hosts, hostname: &str) {
+    let Some(metadata) = fresh.metadata.take() else { return };
+    let neighbour = |s: &Stored| s.instance.metadata.as_ref().filter(|m| **m == metadata).cloned();
+    let shared = hosts.get(hostname).and_then(neighbour).or_else(|| hosts.values().next().and_then(neighbour));
+    fresh.metadata = Some(shared.unwrap_or(metadata));
 }
 
 /// The instance a register creates: every timestamp is the leader stamp, except a client-supplied

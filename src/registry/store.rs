@@ -114,6 +114,25 @@ impl Registry {
         self.apps.is_empty()
     }
 
+    /// Shares equal metadata between neighbouring instances of each zone, as apply does at register (see
+    /// `metadata`): a registry decoded from a snapshot holds one copy per instance until this runs.
+    pub fn share_equal_metadata(&mut self) {
+        let keys: Vec<AppKey> = self.apps.keys().cloned().collect();
+        for key in keys {
+            let Some(app) = self.app_mut(&key) else { continue };
+            for hosts in app.zones.values_mut() {
+                let mut previous: Option<super::metadata::Metadata> = None;
+                for stored in hosts.values_mut() {
+                    if let Some(metadata) = stored.instance.metadata.take() {
+                        let shared = metadata.share_from(previous.as_ref());
+                        previous = Some(shared.clone());
+                        stored.instance.metadata = Some(shared);
+                    }
+                }
+            }
+        }
+    }
+
     /// `(key, revision)` of every instance: what a new leader seeds its lease table with.
     pub fn leases(&self) -> impl Iterator<Item = (InstanceKey, u64)> + '_ {
         self.apps.values().flat_map(|app| app.instances()).map(|stored| (stored.instance.key(), stored.revision))
@@ -169,6 +188,37 @@ mod tests {
     use super::*;
     use crate::registry::command::{Command, RegisterArgs};
     use crate::registry::testutil::*;
+
+    #[test]
+    fn equal_metadata_of_a_zone_is_one_copy_after_apply_and_after_a_restore() {
+        let mut reg = Registry::new();
+        let keys: Vec<InstanceKey> = (0..4).map(|i| key("dev", "demo", "z1", &format!("h{i}"))).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let weight = if i == 3 { "20" } else { "10" };
+            let args =
+                RegisterArgs { metadata: Some(map(&[("weight", weight), ("cluster", "c1")])), ..register_args(k) };
+            reg.apply(i as u64 + 1, &batch(100 + i as i64, vec![Command::Register(args)]));
+        }
+        let metadata =
+            |reg: &Registry, i: usize| reg.get(&keys[i]).and_then(|s| s.instance.metadata.clone()).expect("metadata");
+        let shared = |reg: &Registry| {
+            (
+                metadata(reg, 1).is_shared_with(&metadata(reg, 0)),
+                metadata(reg, 2).is_shared_with(&metadata(reg, 0)),
+                metadata(reg, 3).is_shared_with(&metadata(reg, 0)),
+            )
+        };
+        assert_eq!(shared(&reg), (true, true, false), "equal pairs share, different ones do not");
+        assert_eq!(metadata(&reg, 3).get("weight"), Some("20"));
+
+        let bytes = bincode::serde::encode_to_vec(&reg, bincode::config::standard()).expect("encode");
+        let (mut back, _): (Registry, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode");
+        assert_eq!(shared(&back), (false, false, false), "decoding makes one copy each");
+        back.share_equal_metadata();
+        assert_eq!(shared(&back), (true, true, false));
+        assert_eq!(back, reg);
+    }
 
     #[test]
     fn snapshot_round_trips_through_bincode() {
