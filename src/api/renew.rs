@@ -56,13 +56,13 @@ fn not_leader(state: &AppState) -> ApiError {
 
 fn zero_instance() -> Instance {
     Instance {
-        region: String::new(),
-        zone: String::new(),
-        env: String::new(),
-        appid: String::new(),
+        region: "".into(),
+        zone: "".into(),
+        env: "".into(),
+        appid: "".into(),
         hostname: String::new(),
         addrs: None,
-        version: String::new(),
+        version: "".into(),
         metadata: None,
         status: 0,
         reg_timestamp: 0,

@@ -227,7 +227,7 @@ impl discovery_storage::Application<TypeConfig> for RegistryState {
     fn restore(&self, data: &[u8]) -> Result<(), String> {
         let (mut registry, _): (Registry, usize) =
             bincode::serde::decode_from_slice(data, bincode::config::standard()).map_err(|e| e.to_string())?;
-        registry.share_equal_metadata();
+        registry.share_equal_values();
         let instances = registry.len();
         *self.write() = registry;
         self.restores.fetch_add(1, Ordering::SeqCst);

@@ -205,12 +205,11 @@ fn set_one(inst: &mut Instance, status: Option<u32>, metadata: Option<&BTreeMap<
     inst.latest_timestamp = at;
 }
 
-/// Equal metadata is shared with the instance it replaces or the zone's first instance (see `metadata`).
+/// Equal values are shared with the instance it replaces or the zone's first instance (see `metadata`).
 fn share_metadata(fresh: &mut Instance, hosts: &Hosts, hostname: &str) {
-    let Some(metadata) = fresh.metadata.take() else { return };
-    let neighbour = |s: &Stored| s.instance.metadata.as_ref().filter(|m| **m == metadata).cloned();
-    let shared = hosts.get(hostname).and_then(neighbour).or_else(|| hosts.values().next().and_then(neighbour));
-    fresh.metadata = Some(shared.unwrap_or(metadata));
+    if let Some(neighbour) = hosts.get(hostname).or_else(|| hosts.values().next()) {
+        fresh.share_with(&neighbour.instance);
+    }
 }
 
 /// The instance a register creates: every timestamp is the leader stamp, except a client-supplied
@@ -218,13 +217,13 @@ fn share_metadata(fresh: &mut Instance, hosts: &Hosts, hostname: &str) {
 fn new_instance(args: &RegisterArgs, stamp: i64) -> Instance {
     let key = &args.key;
     Instance {
-        region: args.region.clone(),
-        zone: key.zone.clone(),
-        env: key.env.clone(),
-        appid: key.appid.clone(),
+        region: args.region.as_str().into(),
+        zone: key.zone.as_str().into(),
+        env: key.env.as_str().into(),
+        appid: key.appid.as_str().into(),
         hostname: key.hostname.clone(),
         addrs: Some(args.addrs.clone()),
-        version: args.version.clone(),
+        version: args.version.as_str().into(),
         metadata: args.metadata.clone().map(Metadata::from),
         status: args.status,
         reg_timestamp: stamp,
@@ -318,7 +317,7 @@ mod tests {
         assert_eq!(stored.revision, 2);
         let i = &stored.instance;
         assert_eq!(i.addrs, Some(vec!["http://new:1".to_owned()]));
-        assert_eq!((i.version.as_str(), i.metadata.clone()), ("v2", Some(map(&[("k", "v")]).into())));
+        assert_eq!((&*i.version, i.metadata.clone()), ("v2", Some(map(&[("k", "v")]).into())));
         assert_eq!((i.up_timestamp, i.reg_timestamp, i.dirty_timestamp), (1000, 2000, 2000));
         assert_eq!(reg.len(), 1);
     }
@@ -410,7 +409,7 @@ mod tests {
         fresh.version = "v2".into();
         reg.apply(2, &batch(now, vec![Command::Register(fresh)]));
         let i = &reg.get(&a).expect("there").instance;
-        assert_eq!((i.version.as_str(), i.dirty_timestamp, i.reg_timestamp), ("v2", now, now), "replaced");
+        assert_eq!((&*i.version, i.dirty_timestamp, i.reg_timestamp), ("v2", now, now), "replaced");
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn instance_digest(h: &mut Fnv64, inst: &Instance) {
         dirty_timestamp,
         latest_timestamp,
     } = inst;
-    for s in [region, zone, env, appid, hostname] {
+    for s in [&**region, &**zone, &**env, &**appid, hostname.as_str()] {
         h.str(s);
     }
     option_digest(h, addrs.as_ref(), |h, addrs| {
@@ -134,10 +134,10 @@ mod tests {
             r
         };
         variants.push(with_instance(|s| s.revision += 1));
-        variants.push(with_instance(|s| s.instance.region.push('x')));
+        variants.push(with_instance(|s| s.instance.region = format!("{}x", s.instance.region).into()));
         variants.push(with_instance(|s| s.instance.addrs = None));
         variants.push(with_instance(|s| s.instance.addrs = Some(Vec::new())));
-        variants.push(with_instance(|s| s.instance.version.push('x')));
+        variants.push(with_instance(|s| s.instance.version = format!("{}x", s.instance.version).into()));
         variants.push(with_instance(|s| s.instance.metadata = Some(map(&[]).into())));
         variants.push(with_instance(|s| s.instance.status = 2));
         variants.push(with_instance(|s| s.instance.reg_timestamp += 1));

@@ -106,13 +106,13 @@ pub fn infra_discovery(members: &[Member], env: &str, stamp: i64) -> InstanceInf
 
 fn member_instance(member: &Member, env: &str, at: i64) -> Instance {
     Instance {
-        region: member.region.clone(),
-        zone: member.zone.clone(),
-        env: env.to_owned(),
-        appid: INFRA_APPID.to_owned(),
+        region: member.region.as_str().into(),
+        zone: member.zone.as_str().into(),
+        env: env.into(),
+        appid: INFRA_APPID.into(),
         hostname: member.addr.clone(),
         addrs: Some(vec![format!("http://{}", member.addr)]),
-        version: String::new(),
+        version: "".into(),
         metadata: None,
         status: STATUS_UP,
         reg_timestamp: at,
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(a, infra_discovery(&members, "dev", 0));
         assert_eq!(a.latest_timestamp, 1);
         let inst = &a.instances[""][0];
-        assert_eq!((inst.appid.as_str(), inst.hostname.as_str(), inst.status), (INFRA_APPID, "127.0.0.1:7171", 1));
+        assert_eq!((&*inst.appid, inst.hostname.as_str(), inst.status), (INFRA_APPID, "127.0.0.1:7171", 1));
         assert_eq!(Membership::new(members.to_vec(), 0).cursor(), 1);
     }
 

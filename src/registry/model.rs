@@ -8,6 +8,8 @@
 //! - The JSON form of [`Instance`] is the wire shape of bilibili/discovery (spec §3.1): field order, integer
 //!   nanosecond timestamps, `metadata` as an object of strings or `null`, `addrs` an array or `null`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::metadata::Metadata;
@@ -51,19 +53,19 @@ impl InstanceKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// Region, as given at register (may be empty).
-    pub region: String,
+    pub region: Arc<str>,
     /// Availability zone.
-    pub zone: String,
+    pub zone: Arc<str>,
     /// Deploy env.
-    pub env: String,
+    pub env: Arc<str>,
     /// Service name.
-    pub appid: String,
+    pub appid: Arc<str>,
     /// Instance id inside (appid, env, zone).
     pub hostname: String,
     /// `scheme://host:port` addresses; `None` renders as JSON `null`.
     pub addrs: Option<Vec<String>>,
     /// Free text.
-    pub version: String,
+    pub version: Arc<str>,
     /// Free-form string map; `None` renders as JSON `null`.
     pub metadata: Option<Metadata>,
     /// 1 = up, 2 = waiting.
@@ -81,12 +83,32 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Takes `other`'s copies of every shared-able value (region, zone, env, appid, version, metadata) that is
+    /// equal to this one's, so that instances of one zone hold one copy of each. Invisible to equality and
+    /// serialization, which look at the values only.
+    pub fn share_with(&mut self, other: &Instance) {
+        for (mine, theirs) in [
+            (&mut self.region, &other.region),
+            (&mut self.zone, &other.zone),
+            (&mut self.env, &other.env),
+            (&mut self.appid, &other.appid),
+            (&mut self.version, &other.version),
+        ] {
+            if *mine == *theirs {
+                *mine = Arc::clone(theirs);
+            }
+        }
+        if let Some(metadata) = self.metadata.take() {
+            self.metadata = Some(metadata.share_from(other.metadata.as_ref()));
+        }
+    }
+
     /// The tuple identity of this instance.
     pub fn key(&self) -> InstanceKey {
         InstanceKey {
-            env: self.env.clone(),
-            appid: self.appid.clone(),
-            zone: self.zone.clone(),
+            env: self.env.to_string(),
+            appid: self.appid.to_string(),
+            zone: self.zone.to_string(),
             hostname: self.hostname.clone(),
         }
     }

@@ -114,20 +114,20 @@ impl Registry {
         self.apps.is_empty()
     }
 
-    /// Shares equal metadata between neighbouring instances of each zone, as apply does at register (see
-    /// `metadata`): a registry decoded from a snapshot holds one copy per instance until this runs.
-    pub fn share_equal_metadata(&mut self) {
+    /// Shares equal values (metadata, region, zone, env, appid, version) between neighbouring instances of each
+    /// zone, as apply does at register (see `metadata`): a registry decoded from a snapshot holds one copy
+    /// per instance until this runs.
+    pub fn share_equal_values(&mut self) {
         let keys: Vec<AppKey> = self.apps.keys().cloned().collect();
         for key in keys {
             let Some(app) = self.app_mut(&key) else { continue };
             for hosts in app.zones.values_mut() {
-                let mut previous: Option<super::metadata::Metadata> = None;
+                let mut previous: Option<Instance> = None;
                 for stored in hosts.values_mut() {
-                    if let Some(metadata) = stored.instance.metadata.take() {
-                        let shared = metadata.share_from(previous.as_ref());
-                        previous = Some(shared.clone());
-                        stored.instance.metadata = Some(shared);
+                    if let Some(previous) = &previous {
+                        stored.instance.share_with(previous);
                     }
+                    previous = Some(stored.instance.clone());
                 }
             }
         }
@@ -190,7 +190,7 @@ mod tests {
     use crate::registry::testutil::*;
 
     #[test]
-    fn equal_metadata_of_a_zone_is_one_copy_after_apply_and_after_a_restore() {
+    fn equal_values_of_a_zone_are_one_copy_after_apply_and_after_a_restore() {
         let mut reg = Registry::new();
         let keys: Vec<InstanceKey> = (0..4).map(|i| key("dev", "demo", "z1", &format!("h{i}"))).collect();
         for (i, k) in keys.iter().enumerate() {
@@ -215,9 +215,17 @@ mod tests {
         let (mut back, _): (Registry, usize) =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode");
         assert_eq!(shared(&back), (false, false, false), "decoding makes one copy each");
-        back.share_equal_metadata();
+        back.share_equal_values();
         assert_eq!(shared(&back), (true, true, false));
         assert_eq!(back, reg);
+        // The strings every instance of a zone repeats are one copy too, after apply and after a restore.
+        for registry in [&reg, &back] {
+            let instance = |i: usize| registry.get(&keys[i]).map(|s| s.instance.clone()).expect("instance");
+            let (first, last) = (instance(0), instance(3));
+            for (a, b) in [(&first.zone, &last.zone), (&first.appid, &last.appid), (&first.version, &last.version)] {
+                assert!(Arc::ptr_eq(a, b), "{a} is shared");
+            }
+        }
     }
 
     #[test]

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn fetch_all_flattens_envs_and_zones_under_the_appid() {
         let all = sample().fetch_all();
-        let names: Vec<_> = all["demo"].iter().map(|i| (i.env.as_str(), i.hostname.as_str())).collect();
+        let names: Vec<_> = all["demo"].iter().map(|i| (&*i.env, i.hostname.as_str())).collect();
         assert_eq!(names, vec![("dev", "a"), ("dev", "b"), ("dev", "c"), ("prod", "d")]);
         assert_eq!(all.len(), 1);
     }
@@ -343,7 +343,7 @@ mod tests {
                 addrs,
                 vec![Some(vec!["http://10.0.0.1:7171".into()]), Some(vec!["http://10.0.0.2:7171".into()])]
             );
-            assert!(info.instances.values().flatten().all(|i| i.status == 1 && i.env == env));
+            assert!(info.instances.values().flatten().all(|i| i.status == 1 && &*i.env == env));
         }
         assert_eq!(view.poll("dev", INFRA_APPID, 7, None), PollDecision::NotModified);
         let z2 = view.fetch("dev", INFRA_APPID, Some("z2"), MASK_UP).expect("zone z2");

@@ -157,7 +157,7 @@ fn local_leases(state: &AppState, instances: &[Instance]) -> Option<LeaseList> {
     let leases = instances
         .iter()
         .zip(figures)
-        .map(|(i, lease)| HostLease { zone: i.zone.clone(), hostname: i.hostname.clone(), lease })
+        .map(|(i, lease)| HostLease { zone: i.zone.to_string(), hostname: i.hostname.clone(), lease })
         .collect();
     Some(LeaseList { leader: state.config.id, leases })
 }
@@ -193,13 +193,13 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
     let rows = instances
         .into_iter()
         .map(|i| InstanceRow {
-            lease: by_host.remove(&(i.zone.clone(), i.hostname.clone())),
-            region: i.region,
-            zone: i.zone,
+            lease: by_host.remove(&(i.zone.to_string(), i.hostname.clone())),
+            region: i.region.to_string(),
+            zone: i.zone.to_string(),
             hostname: i.hostname,
             status: status_text(i.status).into_owned(),
             addrs: i.addrs.unwrap_or_default(),
-            version: i.version,
+            version: i.version.to_string(),
             metadata: i.metadata.map(|m| m.to_map()).unwrap_or_default(),
             registered_ms: ms(i.reg_timestamp),
             up_ms: ms(i.up_timestamp),
