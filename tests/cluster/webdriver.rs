@@ -6,6 +6,7 @@
 //! `DISCOVERY_BROWSER_TESTS=required` (set by `.ci/run` after installing), which makes a missing browser a
 //! failure instead of a silent skip.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver leads its own process group, Chromium's processes included: a test that fails before
+        // `quit` leaves no browser behind.
+        let _ = Command::new("kill").arg("-9").arg(format!("-{}", self.driver.id())).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -57,6 +61,7 @@ pub async fn start() -> Option<Browser> {
     let port = free_port();
     let child = Command::new(&driver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
