@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::harness::poll_until;
 use crate::process::free_port;
 
 /// The W3C element reference key.
@@ -39,7 +40,10 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // The driver leads its own process group, Chromium's processes included: a test that fails before
         // `quit` leaves no browser behind.
-        let _ = Command::new("kill").arg("-9").arg(format!("-{}", self.driver.id())).status();
+        // `--` before the negative id: procps' `kill -9 -PID` does not read -PID as a process group (it killed
+        // every process of the session, the test runner included).
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -68,18 +72,18 @@ pub async fn start() -> Option<Browser> {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let mut browser = Browser { driver: child, base: format!("http://127.0.0.1:{port}"), client };
-    let deadline = Instant::now() + PAGE_WAIT;
-    loop {
-        let ready = browser.client.get(format!("{}/status", browser.base)).send().await;
-        if let Ok(resp) = ready {
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            if body["value"]["ready"] == true {
-                break;
-            }
+    let status_url = format!("{}/status", browser.base);
+    let ready = poll_until(Instant::now() + PAGE_WAIT, async || {
+        let resp = browser.client.get(&status_url).send().await.map_err(|e| e.to_string())?;
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if body["value"]["ready"] == true {
+            Ok(())
+        } else {
+            Err(format!("not ready: {body}"))
         }
-        assert!(Instant::now() < deadline, "chromedriver did not get ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    ready.unwrap_or_else(|e| panic!("chromedriver did not get ready: {e}"));
     let capabilities = json!({"capabilities": {"alwaysMatch": {
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -123,18 +127,22 @@ impl Browser {
     /// Poll `script` until it returns something truthy; panics with `what` (and the page's text) after
     /// [`PAGE_WAIT`].
     pub async fn wait(&self, what: &str, script: &str, args: Value) -> Value {
-        let deadline = Instant::now() + PAGE_WAIT;
-        loop {
+        let shown = poll_until(Instant::now() + PAGE_WAIT, async || {
             let value = self.run(script, args.clone()).await;
             let truthy = !matches!(&value, Value::Null | Value::Bool(false)) && value != json!(0) && value != json!("");
             if truthy {
-                return value;
+                Ok(value)
+            } else {
+                Err(())
             }
-            if Instant::now() > deadline {
+        })
+        .await;
+        match shown {
+            Ok(value) => value,
+            Err(()) => {
                 let text = self.run("return document.body.innerText", json!([])).await;
                 panic!("page never showed {what}; the page says:\n{}", text.as_str().unwrap_or_default());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -36,6 +36,17 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
+// A table with a header row: a column title is a string, or [title, class] ("num": right-aligned figures).
+function table(id, head, rows) {
+  const th = (h) => (Array.isArray(h) ? el("th", { class: h[1] }, h[0]) : el("th", {}, h));
+  return el("table", { id }, el("thead", {}, el("tr", {}, head.map(th))), el("tbody", {}, rows));
+}
+
+// A definition list of [term, description] or [term, description, attributes of the description].
+function facts(pairs) {
+  return el("dl", {}, pairs.flatMap(([term, description, attrs]) => [el("dt", {}, term), el("dd", attrs || {}, description)]));
+}
+
 function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
@@ -184,7 +195,7 @@ function appsView() {
   );
   statusSelect.value = state.status;
   const summary = el("p", { id: "apps-summary", class: "muted" });
-  const table = el("div", { id: "apps-table" });
+  const listing = el("div", { id: "apps-table" });
   const pager = el("div", { class: "pager" });
   main.append(
     el("h2", {}, "Apps"),
@@ -197,7 +208,7 @@ function appsView() {
       el("label", {}, "Status", statusSelect),
     ),
     summary,
-    table,
+    listing,
     pager,
   );
   let timer = null;
@@ -236,26 +247,21 @@ function appsView() {
     const last = page.offset + page.apps.length;
     summary.textContent = `${num(page.total)} apps match (${first}–${last} shown) · ${num(page.instances)} instances registered`;
     if (page.apps.length === 0) {
-      table.replaceChildren(el("p", { id: "no-apps" }, page.instances === 0 ? "No instance is registered yet." : "No app matches."));
+      listing.replaceChildren(el("p", { id: "no-apps" }, page.instances === 0 ? "No instance is registered yet." : "No app matches."));
     } else {
-      table.replaceChildren(
-        el(
-          "table",
-          { id: "apps" },
-          el("thead", {}, el("tr", {}, el("th", {}, "App"), el("th", {}, "Env"), el("th", { class: "num" }, "Up"), el("th", { class: "num" }, "Waiting"), el("th", {}, "By zone (up / waiting)"))),
-          el(
-            "tbody",
-            {},
-            page.apps.map((a) =>
-              el(
-                "tr",
-                { data: { env: a.env, appid: a.appid } },
-                el("td", {}, el("a", { href: appHref(a.env, a.appid), class: "app-link" }, a.appid)),
-                el("td", {}, a.env),
-                el("td", { class: "num up-count" }, num(a.up)),
-                el("td", { class: a.waiting > 0 ? "num warn waiting-count" : "num waiting-count" }, num(a.waiting)),
-                el("td", {}, a.zones.map((z) => el("span", { class: "zone" }, `${z.zone} ${z.up} / ${z.waiting}  `))),
-              ),
+      listing.replaceChildren(
+        table(
+          "apps",
+          ["App", "Env", ["Up", "num"], ["Waiting", "num"], "By zone (up / waiting)"],
+          page.apps.map((a) =>
+            el(
+              "tr",
+              { data: { env: a.env, appid: a.appid } },
+              el("td", {}, el("a", { href: appHref(a.env, a.appid), class: "app-link" }, a.appid)),
+              el("td", {}, a.env),
+              el("td", { class: "num up-count" }, num(a.up)),
+              el("td", { class: a.waiting > 0 ? "num warn waiting-count" : "num waiting-count" }, num(a.waiting)),
+              el("td", {}, a.zones.map((z) => el("span", { class: "zone" }, `${z.zone} ${z.up} / ${z.waiting}  `))),
             ),
           ),
         ),
@@ -311,37 +317,25 @@ function appView() {
       instances.replaceChildren(el("p", { id: "no-instances" }, "No instance of this app is registered in this env."));
     } else {
       const head = ["Zone", "Hostname", "Status", "Addresses", "Version", "Metadata", "Registered", "Last renew", "Lease left", "Actions"];
-      instances.replaceChildren(
-        el(
-          "table",
-          { id: "instances" },
-          el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
-          el("tbody", {}, view.instances.map((i) => instanceRow(i, view.now_ms, act))),
-        ),
-      );
+      instances.replaceChildren(table("instances", head, view.instances.map((i) => instanceRow(i, view.now_ms, act))));
     }
     if (view.changes.length === 0) {
       changes.replaceChildren(el("p", { class: "muted" }, "None seen by this node since it started."));
     } else {
       changes.replaceChildren(
-        el(
-          "table",
-          { id: "changes" },
-          el("thead", {}, el("tr", {}, ["When", "Change", "Zone", "Hostname", "Detail", "Accepted by"].map((h) => el("th", {}, h)))),
-          el(
-            "tbody",
-            {},
-            view.changes.map((c) =>
-              el(
-                "tr",
-                { data: { kind: c.kind } },
-                el("td", { title: new Date(c.at_ms).toISOString() }, sinceUnix(c.at_ms, view.now_ms)),
-                el("td", {}, c.kind + (c.repeats > 1 ? ` ×${c.repeats}` : "")),
-                el("td", {}, c.zone),
-                el("td", {}, c.hostname),
-                el("td", {}, c.detail),
-                el("td", {}, `leader node ${c.node}`),
-              ),
+        table(
+          "changes",
+          ["When", "Change", "Zone", "Hostname", "Detail", "Accepted by"],
+          view.changes.map((c) =>
+            el(
+              "tr",
+              { data: { kind: c.kind } },
+              el("td", { title: new Date(c.at_ms).toISOString() }, sinceUnix(c.at_ms, view.now_ms)),
+              el("td", {}, c.kind + (c.repeats > 1 ? ` ×${c.repeats}` : "")),
+              el("td", {}, c.zone),
+              el("td", {}, c.hostname),
+              el("td", {}, c.detail),
+              el("td", {}, `leader node ${c.node}`),
             ),
           ),
         ),
@@ -400,26 +394,21 @@ function clusterView() {
   async function refresh() {
     const c = await api("/ui/api/cluster");
     const node = c.node;
-    const members = el(
-      "table",
-      { id: "members" },
-      el("thead", {}, el("tr", {}, ["Id", "Address", "Zone", "Role", "Serving", "Applied", "Lag", "Health"].map((h) => el("th", { class: ["Applied", "Lag"].includes(h) ? "num" : "" }, h)))),
-      el(
-        "tbody",
-        {},
-        c.members.map((m) =>
-          el(
-            "tr",
-            { data: { id: m.id, role: m.role } },
-            el("td", {}, m.id),
-            el("td", {}, m.addr),
-            el("td", {}, m.zone),
-            el("td", { class: "role" }, m.role + (agrees(m.role, m.reported_role) ? "" : ` (says ${m.reported_role})`)),
-            el("td", {}, m.serving ? "yes" : "no"),
-            el("td", { class: "num" }, num(m.applied)),
-            el("td", { class: "num" }, m.lag_entries === null ? "-" : `${num(m.lag_entries)} entries · ${num(m.lag_ms)} ms`),
-            el("td", { class: m.healthy ? "ok health" : "bad health" }, m.health),
-          ),
+    const members = table(
+      "members",
+      ["Id", "Address", "Zone", "Role", "Serving", ["Applied", "num"], ["Lag", "num"], "Health"],
+      c.members.map((m) =>
+        el(
+          "tr",
+          { data: { id: m.id, role: m.role } },
+          el("td", {}, m.id),
+          el("td", {}, m.addr),
+          el("td", {}, m.zone),
+          el("td", { class: "role" }, m.role + (agrees(m.role, m.reported_role) ? "" : ` (says ${m.reported_role})`)),
+          el("td", {}, m.serving ? "yes" : "no"),
+          el("td", { class: "num" }, num(m.applied)),
+          el("td", { class: "num" }, m.lag_entries === null ? "-" : `${num(m.lag_entries)} entries · ${num(m.lag_ms)} ms`),
+          el("td", { class: m.healthy ? "ok health" : "bad health" }, m.health),
         ),
       ),
     );
@@ -429,26 +418,16 @@ function clusterView() {
       { class: "card", id: "guard" },
       el("h3", {}, "Self-preservation"),
       g
-        ? el(
-            "dl",
-            {},
-            el("dt", {}, "State"),
-            el("dd", { class: g.protected ? "bad" : "ok" }, g.protected ? "ON: evictions paused" : "off"),
-            el("dt", {}, "Leases"),
-            el("dd", {}, num(c.guard.status.leases)),
-            el("dt", {}, "Renews expected / min"),
-            el("dd", {}, num(g.expected_per_min)),
-            el("dt", {}, "Threshold / min"),
-            el("dd", {}, num(g.threshold)),
-            el("dt", {}, "Renews last minute"),
-            el("dd", {}, g.renews_last_min === null ? "no full minute yet" : num(g.renews_last_min)),
-            el("dt", {}, "Renews this minute"),
-            el("dd", {}, num(g.renews_this_min)),
-            el("dt", {}, "Evicted this minute"),
-            el("dd", {}, `${num(g.evicted_this_min)} of at most ${num(g.evict_cap)}`),
-            el("dt", {}, "Reported by"),
-            el("dd", {}, `leader node ${c.guard.from}`),
-          )
+        ? facts([
+            ["State", g.protected ? "ON: evictions paused" : "off", { class: g.protected ? "bad" : "ok" }],
+            ["Leases", num(c.guard.status.leases)],
+            ["Renews expected / min", num(g.expected_per_min)],
+            ["Threshold / min", num(g.threshold)],
+            ["Renews last minute", g.renews_last_min === null ? "no full minute yet" : num(g.renews_last_min)],
+            ["Renews this minute", num(g.renews_this_min)],
+            ["Evicted this minute", `${num(g.evicted_this_min)} of at most ${num(g.evict_cap)}`],
+            ["Reported by", `leader node ${c.guard.from}`],
+          ])
         : el("p", { class: "muted" }, `Unavailable: ${c.guard.note || "the leader's lessor is not active yet"}`),
     );
     const s = c.storage;
@@ -456,44 +435,30 @@ function clusterView() {
       "div",
       { class: "card", id: "storage" },
       el("h3", {}, `Storage of node ${node.id}`),
-      el(
-        "dl",
-        {},
-        el("dt", {}, "Data dir"),
-        el("dd", {}, el("code", {}, s.data_dir)),
-        el("dt", {}, "Size"),
-        el("dd", {}, bytes(s.data_dir_bytes)),
-        el("dt", {}, "Free space"),
-        el("dd", { class: s.low_space ? "bad" : "" }, `${bytes(s.free_bytes)} (minimum ${bytes(s.min_free_bytes)})${s.low_space ? ": writes refused" : ""}`),
-        el("dt", {}, "Last snapshot"),
-        el("dd", {}, s.snapshot ? `index ${num(s.snapshot.index)} · ${bytes(s.snapshot.bytes)} · ${ago(s.snapshot.age_ms)} ago` : "none yet"),
-      ),
+      facts([
+        ["Data dir", el("code", {}, s.data_dir)],
+        ["Size", bytes(s.data_dir_bytes)],
+        ["Free space", `${bytes(s.free_bytes)} (minimum ${bytes(s.min_free_bytes)})${s.low_space ? ": writes refused" : ""}`, { class: s.low_space ? "bad" : "" }],
+        ["Last snapshot", s.snapshot ? `index ${num(s.snapshot.index)} · ${bytes(s.snapshot.bytes)} · ${ago(s.snapshot.age_ms)} ago` : "none yet"],
+      ]),
     );
     const nodeCard = el(
       "div",
       { class: "card", id: "this-node" },
       el("h3", {}, `This node (${node.id})`),
-      el(
-        "dl",
-        {},
-        el("dt", {}, "Role"),
-        el("dd", {}, node.role),
-        el("dt", {}, "Leader"),
-        el("dd", { id: "leader" }, node.leader === null ? "none known" : `node ${node.leader}`),
-        el("dt", {}, "Term"),
-        el("dd", {}, num(node.term)),
-        el("dt", {}, "Applied"),
-        el("dd", {}, num(node.last_applied)),
-        el("dt", {}, "Health"),
-        el("dd", { class: node.problem ? "bad" : "ok" }, node.problem || "serving"),
-      ),
+      facts([
+        ["Role", node.role],
+        ["Leader", node.leader === null ? "none known" : `node ${node.leader}`, { id: "leader" }],
+        ["Term", num(node.term)],
+        ["Applied", num(node.last_applied)],
+        ["Health", node.problem || "serving", { class: node.problem ? "bad" : "ok" }],
+      ]),
     );
     const changes = c.leader_changes.length
-      ? el(
-          "table",
-          { id: "leader-changes" },
-          el("thead", {}, el("tr", {}, ["When", "Term", "Leader"].map((h) => el("th", {}, h)))),
-          el("tbody", {}, c.leader_changes.map((l) => el("tr", {}, el("td", { title: new Date(l.at_ms).toISOString() }, sinceUnix(l.at_ms, c.now_ms)), el("td", {}, l.term), el("td", {}, `node ${l.leader}`)))),
+      ? table(
+          "leader-changes",
+          ["When", "Term", "Leader"],
+          c.leader_changes.map((l) => el("tr", {}, el("td", { title: new Date(l.at_ms).toISOString() }, sinceUnix(l.at_ms, c.now_ms)), el("td", {}, l.term), el("td", {}, `node ${l.leader}`))),
         )
       : el("p", { class: "muted" }, "None seen by this node since it started.");
     body.replaceChildren(
