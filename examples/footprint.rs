@@ -1,12 +1,16 @@
 //! What the registry costs per instance: builds a registry of N instances in the benchmark's register form
 //! (100 per app, two addresses, a version, three metadata pairs), then prints the process's resident memory
-//! before and after, per instance, and the snapshot's size.
+//! before and after, per instance, and the snapshot's size; then seeds a leader's lease table from it (as a
+//! new leader does) and prints what the leases add.
 //!
 //! `cargo run --release --example footprint -- 1000000`
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use discovery::registry::command::{Batch, Command, RegisterArgs};
+use discovery::registry::lease::LeaseTable;
 use discovery::registry::model::InstanceKey;
 use discovery::registry::Registry;
 
@@ -59,4 +63,15 @@ fn main() {
         bytes as f64 / n as f64
     );
     assert_eq!(registry.len() as u64, n);
+
+    let mut leases = LeaseTable::new(Duration::from_secs(90));
+    leases.promote(Duration::ZERO, Duration::from_secs(10), Duration::from_secs(30), registry.leases());
+    let with_leases = rss_kib();
+    println!(
+        "lease table (leader only): RSS {} MiB -> {} MiB, {:.0} bytes per instance",
+        after / 1024,
+        with_leases / 1024,
+        (with_leases.saturating_sub(after) * 1024) as f64 / n as f64
+    );
+    assert_eq!(leases.len() as u64, n);
 }

@@ -60,7 +60,7 @@ fn zero_instance() -> Instance {
         zone: "".into(),
         env: "".into(),
         appid: "".into(),
-        hostname: String::new(),
+        hostname: "".into(),
         addrs: None,
         version: "".into(),
         metadata: None,

@@ -19,7 +19,7 @@ use super::command::{
     check_client_timestamp, Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs, MAX_CLIENT_AHEAD_NS,
 };
 use super::metadata::Metadata;
-use super::model::{AppKey, Instance, InstanceKey, STATUS_UP, STATUS_WAITING};
+use super::model::{AppKey, Instance, InstanceKey, SharedKey, STATUS_UP, STATUS_WAITING};
 use super::store::{Hosts, Registry, Stored};
 
 /// What applying one batch did.
@@ -39,8 +39,8 @@ pub enum LeaseEvent {
     /// A register touched the instance (new, replaced, or kept because older): it now has this revision,
     /// and the register is proof of life, so its lease starts afresh.
     Registered {
-        /// The instance.
-        key: InstanceKey,
+        /// The instance, sharing the registry's strings.
+        key: SharedKey,
         /// Its new revision (the log index of the register).
         revision: u64,
     },
@@ -76,7 +76,7 @@ impl Registry {
         let entry = Arc::make_mut(self.apps.entry(app.clone()).or_default());
         let hosts = entry.zones.entry(key.zone.clone()).or_default();
         share_metadata(&mut fresh, hosts, &key.hostname);
-        match hosts.get_mut(&key.hostname) {
+        let shared = match hosts.get_mut(&key.hostname) {
             Some(stored) => {
                 let pinned = stored.instance.dirty_timestamp > stamp.saturating_add(MAX_CLIENT_AHEAD_NS);
                 if fresh.dirty_timestamp >= stored.instance.dirty_timestamp || pinned {
@@ -84,12 +84,15 @@ impl Registry {
                     stored.instance = Instance { up_timestamp, ..fresh };
                 }
                 stored.revision = index;
+                stored.instance.shared_key()
             }
             None => {
-                hosts.insert(key.hostname.clone(), Stored { instance: fresh, revision: index });
+                let shared = fresh.shared_key();
+                hosts.insert(Stored { instance: fresh, revision: index });
+                shared
             }
-        }
-        fx.leases.push(LeaseEvent::Registered { key: key.clone(), revision: index });
+        };
+        fx.leases.push(LeaseEvent::Registered { key: shared, revision: index });
         self.touch(app, stamp, fx);
         Outcome::Ok
     }
@@ -183,7 +186,7 @@ fn check_set(args: &SetArgs, hosts: &Hosts, stamp: i64) -> Result<(), String> {
     if !args.metadata.is_empty() && args.metadata.len() != n {
         return Err(format!("{} metadata for {n} hostnames", args.metadata.len()));
     }
-    if let Some(missing) = args.hostnames.iter().find(|h| !hosts.contains_key(*h)) {
+    if let Some(missing) = args.hostnames.iter().find(|h| !hosts.contains_key(h)) {
         return Err(format!("unknown hostname {missing}"));
     }
     args.statuses.iter().try_for_each(|&status| check_status(status))
@@ -221,7 +224,7 @@ fn new_instance(args: &RegisterArgs, stamp: i64) -> Instance {
         zone: key.zone.as_str().into(),
         env: key.env.as_str().into(),
         appid: key.appid.as_str().into(),
-        hostname: key.hostname.clone(),
+        hostname: key.hostname.as_str().into(),
         addrs: Some(args.addrs.clone()),
         version: args.version.as_str().into(),
         metadata: args.metadata.clone().map(Metadata::from),
@@ -291,7 +294,7 @@ mod tests {
         args.dirty_timestamp = 77;
         let fx = reg.apply(5, &batch(1000, vec![Command::Register(args)]));
         assert_eq!(fx.result.outcomes, vec![Outcome::Ok]);
-        assert_eq!(fx.leases, vec![LeaseEvent::Registered { key: a.clone(), revision: 5 }]);
+        assert_eq!(fx.leases, vec![LeaseEvent::Registered { key: a.clone().into(), revision: 5 }]);
         let stored = reg.get(&a).expect("registered");
         assert_eq!(stored.revision, 5);
         let i = &stored.instance;
@@ -339,7 +342,7 @@ mod tests {
         assert_eq!(stored.instance, before);
         assert_eq!(stored.revision, 2, "the register is still proof of life for the lease");
         assert_eq!(reg.cursor("dev", "demo"), Some(2000));
-        assert_eq!(fx.leases, vec![LeaseEvent::Registered { key: a, revision: 2 }]);
+        assert_eq!(fx.leases, vec![LeaseEvent::Registered { key: a.into(), revision: 2 }]);
     }
 
     const MINUTE: i64 = 60 * 1_000_000_000;

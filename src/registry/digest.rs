@@ -57,7 +57,7 @@ fn instance_digest(h: &mut Fnv64, inst: &Instance) {
         dirty_timestamp,
         latest_timestamp,
     } = inst;
-    for s in [&**region, &**zone, &**env, &**appid, hostname.as_str()] {
+    for s in [&**region, &**zone, &**env, &**appid, &**hostname] {
         h.str(s);
     }
     option_digest(h, addrs.as_ref(), |h, addrs| {

@@ -110,7 +110,7 @@ fn member_instance(member: &Member, env: &str, at: i64) -> Instance {
         zone: member.zone.as_str().into(),
         env: env.into(),
         appid: INFRA_APPID.into(),
-        hostname: member.addr.clone(),
+        hostname: member.addr.as_str().into(),
         addrs: Some(vec![format!("http://{}", member.addr)]),
         version: "".into(),
         metadata: None,
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(a, infra_discovery(&members, "dev", 0));
         assert_eq!(a.latest_timestamp, 1);
         let inst = &a.instances[""][0];
-        assert_eq!((&*inst.appid, inst.hostname.as_str(), inst.status), (INFRA_APPID, "127.0.0.1:7171", 1));
+        assert_eq!((&*inst.appid, &*inst.hostname, inst.status), (INFRA_APPID, "127.0.0.1:7171", 1));
         assert_eq!(Membership::new(members.to_vec(), 0).cursor(), 1);
     }
 

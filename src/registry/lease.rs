@@ -7,12 +7,17 @@
 //! Invariants:
 //! - `by_deadline` holds exactly one `(deadline, key)` per entry of `leases`, so expiry is found in
 //!   deadline order without a scan of the whole table.
-//! - Each key is stored once: one `Arc<InstanceKey>` is allocated when the instance enters the table,
-//!   and `leases` and `by_deadline` both hold that same `Arc` (strong count 2). A key is four `String`s:
-//!   keeping a copy in each structure cost about half the table (measured 69 MB → 36 MB of RSS for
-//!   100,000 instances, see `memory_of_100k_leases`), and renew, postpone and a re-register of a known
-//!   instance cloned it to re-index; now they move the stored `Arc` from the old `by_deadline` slot to
-//!   the new one and allocate nothing for the key.
+//! - Each key is stored once: one `Arc<SharedKey>` is allocated when the instance enters the table,
+//!   and `leases` and `by_deadline` both hold that same `Arc` (strong count 2). Keeping a copy in each
+//!   structure cost about half the table (measured 69 MB → 36 MB of RSS for 100,000 instances, see
+//!   `memory_of_100k_leases`), and renew, postpone and a re-register of a known instance cloned it to
+//!   re-index; now they move the stored `Arc` from the old `by_deadline` slot to the new one and allocate
+//!   nothing for the key.
+//! - A key's four strings are the registry's own (`Instance::shared_key`): apply hands over `Arc<str>`
+//!   clones of the stored instance, so a lease costs its table slots and one small allocation, not four
+//!   strings of its own (about 160 bytes per instance at a million instances).
+//! - Lookups take any [`KeyParts`] (an owned `InstanceKey` from a request or a stored `SharedKey`): both
+//!   hash and compare through the same four strings.
 //! - `leases` is a hash table: it is only looked up by key, never iterated (ordered traversal goes
 //!   through `by_deadline`, the `Debug` form included), so its per-process hash seed is never
 //!   observable; it also gives renew one hash instead of a logarithmic number of string compares.
@@ -34,7 +39,7 @@ use hashbrown::HashTable;
 
 use super::apply::LeaseEvent;
 use super::hash::Fnv64;
-use super::model::InstanceKey;
+use super::model::{InstanceKey, KeyParts, SharedKey};
 
 /// One instance's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +55,7 @@ pub struct Lease {
 /// An entry of the hash table: the key (the `Arc` in `by_deadline`), its hash, and its lease.
 #[derive(Clone)]
 struct Held {
-    key: Arc<InstanceKey>,
+    key: Arc<SharedKey>,
     hash: u64,
     lease: Lease,
 }
@@ -64,7 +69,7 @@ pub struct LeaseTable {
     /// Seeded per process (hash flooding by chosen hostnames stays impractical).
     hasher: RandomState,
     /// `(deadline, key)` per lease, earliest first; shares its key with `leases`.
-    by_deadline: BTreeSet<(Duration, Arc<InstanceKey>)>,
+    by_deadline: BTreeSet<(Duration, Arc<SharedKey>)>,
 }
 
 impl LeaseTable {
@@ -73,12 +78,13 @@ impl LeaseTable {
         Self { lease, leases: HashTable::new(), hasher: RandomState::new(), by_deadline: BTreeSet::new() }
     }
 
-    fn hash(&self, key: &InstanceKey) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash(&self, key: &(impl KeyParts + ?Sized)) -> u64 {
+        self.hasher.hash_one(key.parts())
     }
 
-    fn find(&self, key: &InstanceKey) -> Option<&Held> {
-        self.leases.find(self.hash(key), |held| *held.key == *key)
+    fn find(&self, key: &(impl KeyParts + ?Sized)) -> Option<&Held> {
+        let parts = key.parts();
+        self.leases.find(self.hash(key), |held| held.key.parts() == parts)
     }
 
     /// Number of leases.
@@ -92,25 +98,26 @@ impl LeaseTable {
     }
 
     /// The lease of `key`, if any.
-    pub fn get(&self, key: &InstanceKey) -> Option<&Lease> {
+    pub fn get(&self, key: &(impl KeyParts + ?Sized)) -> Option<&Lease> {
         self.find(key).map(|held| &held.lease)
     }
 
     /// Extends the lease of a known instance to `now + lease`. False if unknown (-404 on the wire).
-    pub fn renew(&mut self, key: &InstanceKey, now: Duration) -> bool {
+    pub fn renew(&mut self, key: &(impl KeyParts + ?Sized), now: Duration) -> bool {
         let deadline = now + self.lease;
         self.update(key, |lease| Lease { deadline, renewed_at: now, ..lease })
     }
 
     /// A register was applied: a fresh lease of `now + lease` on `revision`.
-    pub fn registered(&mut self, key: InstanceKey, revision: u64, now: Duration) {
-        self.put(key, Lease { deadline: now + self.lease, revision, renewed_at: now });
+    pub fn registered(&mut self, key: impl Into<SharedKey>, revision: u64, now: Duration) {
+        self.put(key.into(), Lease { deadline: now + self.lease, revision, renewed_at: now });
     }
 
     /// Forgets a cancelled or evicted instance. Returns whether it was known.
-    pub fn remove(&mut self, key: &InstanceKey) -> bool {
+    pub fn remove(&mut self, key: &(impl KeyParts + ?Sized)) -> bool {
         let hash = self.hash(key);
-        let Ok(entry) = self.leases.find_entry(hash, |held| *held.key == *key) else {
+        let parts = key.parts();
+        let Ok(entry) = self.leases.find_entry(hash, |held| held.key.parts() == parts) else {
             return false;
         };
         let (held, _) = entry.remove();
@@ -145,49 +152,50 @@ impl LeaseTable {
         now: Duration,
         grace: Duration,
         spread: Duration,
-        instances: impl IntoIterator<Item = (InstanceKey, u64)>,
+        instances: impl IntoIterator<Item = (impl Into<SharedKey>, u64)>,
     ) {
         self.clear();
         let instances = instances.into_iter();
         self.leases.reserve(instances.size_hint().0, |held| held.hash);
         for (key, revision) in instances {
+            let key = key.into();
             let deadline = now + self.lease + grace + spread_offset(&key, spread);
             self.put(key, Lease { deadline, revision, renewed_at: now });
         }
     }
 
     /// Moves a lease's deadline, keeping everything else (used to retry an eviction that did not apply).
-    pub fn postpone(&mut self, key: &InstanceKey, deadline: Duration) {
+    pub fn postpone(&mut self, key: &(impl KeyParts + ?Sized), deadline: Duration) {
         self.update(key, |lease| Lease { deadline, ..lease });
     }
 
     /// Moves every lease of `zone` that ends before `deadline` to `deadline` (a zone cut off from the leader
     /// heals: its instances get a whole lease to reach the leader again). The number of leases moved.
     pub fn extend_zone(&mut self, zone: &str, deadline: Duration) -> usize {
-        let keys: Vec<Arc<InstanceKey>> = self
+        let keys: Vec<Arc<SharedKey>> = self
             .by_deadline
             .iter()
             .take_while(|(at, _)| *at < deadline)
-            .filter(|(_, key)| key.zone == zone)
+            .filter(|(_, key)| &*key.zone == zone)
             .map(|(_, key)| Arc::clone(key))
             .collect();
         for key in &keys {
-            self.postpone(key, deadline);
+            self.postpone(&**key, deadline);
         }
         keys.len()
     }
 
     /// Expired leases (`now > deadline`), earliest deadline first.
-    pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&InstanceKey, &Lease)> + '_ {
+    pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&SharedKey, &Lease)> + '_ {
         self.by_deadline
             .iter()
             .take_while(move |(deadline, _)| *deadline < now)
-            .filter_map(|(_, key)| self.get(key).map(|lease| (&**key, lease)))
+            .filter_map(|(_, key)| self.get(&**key).map(|lease| (&**key, lease)))
     }
 
     /// Up to `max` expired `(key, revision)`, earliest deadline first: an `Evict` batch.
     pub fn expired(&self, now: Duration, max: usize) -> Vec<(InstanceKey, u64)> {
-        self.iter_expired(now).take(max).map(|(key, lease)| (key.clone(), lease.revision)).collect()
+        self.iter_expired(now).take(max).map(|(key, lease)| (key.to_key(), lease.revision)).collect()
     }
 
     /// Drops every lease (on losing leadership, or before reseeding), and the map's buckets with them,
@@ -198,7 +206,7 @@ impl LeaseTable {
     }
 
     /// Inserts or replaces a lease; a known instance keeps its stored key and `key` is dropped.
-    fn put(&mut self, key: InstanceKey, lease: Lease) {
+    fn put(&mut self, key: SharedKey, lease: Lease) {
         if !self.update(&key, |_| lease) {
             self.insert_new(key, lease);
         }
@@ -206,9 +214,10 @@ impl LeaseTable {
 
     /// Replaces the lease of a known instance by `f(old)`, moving its stored key to the new
     /// `by_deadline` slot (no key allocation). False, and nothing changed, if `key` is unknown.
-    fn update(&mut self, key: &InstanceKey, f: impl FnOnce(Lease) -> Lease) -> bool {
+    fn update(&mut self, key: &(impl KeyParts + ?Sized), f: impl FnOnce(Lease) -> Lease) -> bool {
         let hash = self.hash(key);
-        let Some(held) = self.leases.find_mut(hash, |held| *held.key == *key) else {
+        let parts = key.parts();
+        let Some(held) = self.leases.find_mut(hash, |held| held.key.parts() == parts) else {
             return false;
         };
         let (old, new) = (held.lease, f(held.lease));
@@ -222,7 +231,7 @@ impl LeaseTable {
     }
 
     /// Adds an instance the table does not hold yet: its key's one allocation, shared by both indexes.
-    fn insert_new(&mut self, key: InstanceKey, lease: Lease) {
+    fn insert_new(&mut self, key: SharedKey, lease: Lease) {
         let hash = self.hash(&key);
         let shared = Arc::new(key);
         self.by_deadline.insert((lease.deadline, Arc::clone(&shared)));
@@ -234,8 +243,8 @@ impl LeaseTable {
     fn assert_consistent(&self) {
         assert_eq!(self.by_deadline.len(), self.leases.len(), "one by_deadline entry per lease");
         for (deadline, key) in &self.by_deadline {
-            let held = self.find(key).expect("indexed key has a lease");
-            assert_eq!(held.hash, self.hash(key), "the kept hash is the key's hash");
+            let held = self.find(&**key).expect("indexed key has a lease");
+            assert_eq!(held.hash, self.hash(&**key), "the kept hash is the key's hash");
             assert_eq!(held.lease.deadline, *deadline, "index deadline matches the lease of {key:?}");
             assert!(Arc::ptr_eq(&held.key, key), "both structures share one copy of {key:?}");
             assert_eq!(Arc::strong_count(key), 2, "the table holds {key:?} exactly twice");
@@ -251,7 +260,7 @@ impl fmt::Debug for LeaseTable {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let table = self.0;
                 f.debug_map()
-                    .entries(table.by_deadline.iter().filter_map(|(_, k)| table.get(k).map(|l| (k, l))))
+                    .entries(table.by_deadline.iter().filter_map(|(_, k)| table.get(&**k).map(|l| (k, l))))
                     .finish()
             }
         }
@@ -260,13 +269,13 @@ impl fmt::Debug for LeaseTable {
 }
 
 /// A stable pseudo-random offset in `[0, spread)` for `key` (0 when `spread` is 0).
-fn spread_offset(key: &InstanceKey, spread: Duration) -> Duration {
+fn spread_offset(key: &SharedKey, spread: Duration) -> Duration {
     let span = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
     if span == 0 {
         return Duration::ZERO;
     }
     let mut h = Fnv64::new();
-    for s in [&key.env, &key.appid, &key.zone, &key.hostname] {
+    for s in key.parts() {
         h.str(s);
     }
     Duration::from_nanos(h.finish() % span)
@@ -311,12 +320,12 @@ mod tests {
         let (a, b) = (key("dev", "demo", "z1", "a"), key("dev", "demo", "z1", "b"));
         let mut t = LeaseTable::new(LEASE);
         let events = [
-            LeaseEvent::Registered { key: a.clone(), revision: 1 },
-            LeaseEvent::Registered { key: b.clone(), revision: 2 },
+            LeaseEvent::Registered { key: a.clone().into(), revision: 1 },
+            LeaseEvent::Registered { key: b.clone().into(), revision: 2 },
             LeaseEvent::Removed(b.clone()),
         ];
         t.on_applied(&events, secs(0));
-        t.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 3 }], secs(50));
+        t.on_applied(&[LeaseEvent::Registered { key: a.clone().into(), revision: 3 }], secs(50));
         assert_eq!(t.len(), 1);
         assert_eq!(t.expired(secs(139), 10), vec![]);
         assert_eq!(t.expired(secs(141), 10), vec![(a.clone(), 3)], "refreshed and carrying the new revision");
@@ -377,12 +386,12 @@ mod tests {
         t.registered(ks[2].clone(), 3, secs(7));
         assert!(t.remove(&ks[3]) && !t.remove(&ks[3]));
         t.on_applied(
-            &[LeaseEvent::Registered { key: ks[3].clone(), revision: 4 }, LeaseEvent::Removed(ks[0].clone())],
+            &[LeaseEvent::Registered { key: ks[3].clone().into(), revision: 4 }, LeaseEvent::Removed(ks[0].clone())],
             secs(8),
         );
         t.assert_consistent();
         assert_eq!(t.len(), 3);
-        let all: Vec<_> = t.iter_expired(Duration::MAX).map(|(k, l)| (k.hostname.as_str(), l.deadline)).collect();
+        let all: Vec<_> = t.iter_expired(Duration::MAX).map(|(k, l)| (&*k.hostname, l.deadline)).collect();
         assert_eq!(all, vec![("b", secs(50)), ("c", secs(97)), ("d", secs(98))]);
         t.promote(secs(100), secs(10), Duration::ZERO, ks.iter().cloned().map(|k| (k, 5)));
         t.assert_consistent();
@@ -403,7 +412,7 @@ mod tests {
         assert!(t.renew(&a, secs(30)));
         t.postpone(&a, secs(500));
         t.registered(a.clone(), 2, secs(40));
-        t.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 3 }], secs(41));
+        t.on_applied(&[LeaseEvent::Registered { key: a.clone().into(), revision: 3 }], secs(41));
         assert!(before.is_some());
         assert_eq!(stored(&t), before, "the key allocated at the first register is the one still held");
         t.assert_consistent();
@@ -466,7 +475,7 @@ mod tests {
                     Op::Event(i, register) => {
                         let event = if register {
                             model.insert(ks[i].clone(), Lease { deadline: now + LEASE, revision: 7, renewed_at: now });
-                            LeaseEvent::Registered { key: ks[i].clone(), revision: 7 }
+                            LeaseEvent::Registered { key: ks[i].clone().into(), revision: 7 }
                         } else {
                             model.remove(&ks[i]);
                             LeaseEvent::Removed(ks[i].clone())
@@ -478,7 +487,7 @@ mod tests {
                         t.promote(now, grace, spread, idx.iter().map(|&i| (ks[i].clone(), i as u64)));
                         model.clear();
                         for &i in &idx {
-                            let deadline = now + LEASE + grace + spread_offset(&ks[i], spread);
+                            let deadline = now + LEASE + grace + spread_offset(&ks[i].clone().into(), spread);
                             model.insert(ks[i].clone(), Lease { deadline, revision: i as u64, renewed_at: now });
                         }
                     }
@@ -529,7 +538,7 @@ mod tests {
                 hostname: format!("reg-{n}"),
             };
             let one = std::time::Instant::now();
-            t.on_applied(&[LeaseEvent::Registered { key, revision: n }], secs(n / 10_000));
+            t.on_applied(&[LeaseEvent::Registered { key: key.into(), revision: n }], secs(n / 10_000));
             if one.elapsed() > longest {
                 (longest, at) = (one.elapsed(), n);
             }

@@ -28,7 +28,7 @@ use thiserror::Error;
 use super::apply::LeaseEvent;
 use super::guard::{Guard, GuardConfig, GuardState};
 use super::lease::LeaseTable;
-use super::model::InstanceKey;
+use super::model::{InstanceKey, SharedKey};
 
 /// Lease and eviction settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,7 +142,7 @@ impl Lessor {
     }
 
     /// Becomes the lease keeper, seeded with every `(key, revision)` of the applied state.
-    pub fn promote(&mut self, now: Duration, instances: impl IntoIterator<Item = (InstanceKey, u64)>) {
+    pub fn promote(&mut self, now: Duration, instances: impl IntoIterator<Item = (impl Into<SharedKey>, u64)>) {
         self.table.promote(now, self.cfg.grace, self.cfg.spread, instances);
         self.guard = Some(Guard::new(self.cfg.guard, now, self.table.len()));
     }
@@ -214,10 +214,10 @@ impl Lessor {
             if protected && !past_ceiling(lease) {
                 continue;
             }
-            if cut.contains(&key.zone) && !past_ceiling(lease) {
+            if cut.contains(&*key.zone) && !past_ceiling(lease) {
                 held.push(key.clone());
             } else {
-                victims.push((key.clone(), lease.revision));
+                victims.push((key.to_key(), lease.revision));
             }
         }
         for key in &held {
@@ -330,7 +330,7 @@ mod tests {
     fn a_follower_neither_renews_nor_evicts() {
         let mut l = Lessor::new(cfg());
         let a = key("dev", "demo", "z1", "a");
-        l.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 1 }], secs(0));
+        l.on_applied(&[LeaseEvent::Registered { key: a.clone().into(), revision: 1 }], secs(0));
         assert_eq!(l.renew(&a, secs(1)), Renewal::NotLeader);
         assert!(l.tick(secs(10_000)).is_empty());
         assert_eq!(l.status().leases, 0);
@@ -461,7 +461,7 @@ mod tests {
     fn a_proposed_eviction_is_not_proposed_again_until_retry() {
         let unlimited = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
         let (mut l, ks) = promoted(LessorConfig { guard: unlimited, ..cfg() }, 2);
-        l.on_applied(&[LeaseEvent::Registered { key: ks[1].clone(), revision: 2 }], secs(50));
+        l.on_applied(&[LeaseEvent::Registered { key: ks[1].clone().into(), revision: 2 }], secs(50));
         assert_eq!(l.tick(secs(101)), vec![(ks[0].clone(), 1)]);
         // The proposal was lost (e.g. a leadership wobble): nothing applied, budget left, but no repeat yet.
         assert!(l.tick(secs(105)).is_empty());
@@ -475,7 +475,7 @@ mod tests {
     fn a_reregistration_refreshes_the_lease_with_its_new_revision() {
         let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
         let (mut l, ks) = promoted(LessorConfig { guard: no_guard, ..cfg() }, 1);
-        l.on_applied(&[LeaseEvent::Registered { key: ks[0].clone(), revision: 9 }], secs(50));
+        l.on_applied(&[LeaseEvent::Registered { key: ks[0].clone().into(), revision: 9 }], secs(50));
         assert!(l.tick(secs(140)).is_empty());
         assert_eq!(l.tick(secs(141)), vec![(ks[0].clone(), 9)]);
     }
@@ -484,9 +484,9 @@ mod tests {
     fn issue_3_a_leader_promoted_with_no_instance_evicts_in_its_first_minute() {
         let no_guard = GuardConfig { ratio: 0.0, ..GuardConfig::default() };
         let mut l = Lessor::new(LessorConfig { lease: secs(1), guard: no_guard, ..cfg() });
-        l.promote(secs(0), Vec::new());
+        l.promote(secs(0), Vec::<(InstanceKey, u64)>::new());
         let a = key("dev", "demo", "z1", "a");
-        l.on_applied(&[LeaseEvent::Registered { key: a.clone(), revision: 2 }], secs(1));
+        l.on_applied(&[LeaseEvent::Registered { key: a.clone().into(), revision: 2 }], secs(1));
         assert!(l.tick(secs(2)).is_empty(), "lease not over yet");
         assert_eq!(l.tick(secs(3)), vec![(a, 2)], "expired 1 s after its register, not after the first minute");
     }

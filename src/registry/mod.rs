@@ -3,7 +3,7 @@
 //! # Layout
 //! - `model`: the wire-shaped [`Instance`](model::Instance) and the tuple keys.
 //! - `command`: what a Raft entry carries ([`Batch`](command::Batch)) and what apply answers.
-//! - `store`: the replicated [`Registry`] (apps, zones, instances, cursors).
+//! - `store`: the replicated [`Registry`] (apps, zones, instances, cursors); `hosts`: one zone's instances.
 //! - `apply`: deterministic `Registry::apply`, reporting changed apps and lease events.
 //! - `digest`: a stable fingerprint of the state, to compare replicas.
 //! - `view`: fetch / fetchs / fetch-all / polls answers, exact wire JSON.
@@ -16,6 +16,7 @@ pub mod command;
 mod digest;
 pub mod guard;
 mod hash;
+pub mod hosts;
 pub mod infra;
 pub mod lease;
 pub mod lessor;

@@ -61,7 +61,7 @@ pub struct Instance {
     /// Service name.
     pub appid: Arc<str>,
     /// Instance id inside (appid, env, zone).
-    pub hostname: String,
+    pub hostname: Arc<str>,
     /// `scheme://host:port` addresses; `None` renders as JSON `null`.
     pub addrs: Option<Vec<String>>,
     /// Free text.
@@ -83,12 +83,14 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Takes `other`'s copies of every shared-able value (region, zone, env, appid, version, metadata) that is
-    /// equal to this one's, so that instances of one zone hold one copy of each. Invisible to equality and
+    /// Takes `other`'s copies of every shared-able value (region, zone, env, appid, hostname, version,
+    /// metadata) that is equal to this one's, so that instances of one zone hold one copy of each, and a
+    /// re-registered instance keeps the hostname its lease key shares. Invisible to equality and
     /// serialization, which look at the values only.
     pub fn share_with(&mut self, other: &Instance) {
         for (mine, theirs) in [
             (&mut self.region, &other.region),
+            (&mut self.hostname, &other.hostname),
             (&mut self.zone, &other.zone),
             (&mut self.env, &other.env),
             (&mut self.appid, &other.appid),
@@ -109,7 +111,69 @@ impl Instance {
             env: self.env.to_string(),
             appid: self.appid.to_string(),
             zone: self.zone.to_string(),
-            hostname: self.hostname.clone(),
+            hostname: self.hostname.to_string(),
         }
+    }
+
+    /// The tuple identity of this instance, sharing this instance's strings (no allocation but nothing).
+    pub fn shared_key(&self) -> SharedKey {
+        SharedKey {
+            env: Arc::clone(&self.env),
+            appid: Arc::clone(&self.appid),
+            zone: Arc::clone(&self.zone),
+            hostname: Arc::clone(&self.hostname),
+        }
+    }
+}
+
+/// An [`InstanceKey`] whose strings are shared with the registry's copy of the instance: what the leader's
+/// lease table holds, one per instance, so that a million leases cost no string allocation of their own.
+/// Compares, orders and hashes (through [`KeyParts`]) as the `InstanceKey` of the same values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SharedKey {
+    /// Deploy env.
+    pub env: Arc<str>,
+    /// Service name.
+    pub appid: Arc<str>,
+    /// Availability zone.
+    pub zone: Arc<str>,
+    /// Instance id inside (appid, env, zone).
+    pub hostname: Arc<str>,
+}
+
+impl SharedKey {
+    /// The owned form, for a command.
+    pub fn to_key(&self) -> InstanceKey {
+        InstanceKey {
+            env: self.env.to_string(),
+            appid: self.appid.to_string(),
+            zone: self.zone.to_string(),
+            hostname: self.hostname.to_string(),
+        }
+    }
+}
+
+impl From<InstanceKey> for SharedKey {
+    fn from(key: InstanceKey) -> Self {
+        Self { env: key.env.into(), appid: key.appid.into(), zone: key.zone.into(), hostname: key.hostname.into() }
+    }
+}
+
+/// The four strings of an instance's identity, in key order: lets one table look up an [`InstanceKey`] and a
+/// [`SharedKey`] alike (equal parts, equal hash).
+pub trait KeyParts {
+    /// `[env, appid, zone, hostname]`.
+    fn parts(&self) -> [&str; 4];
+}
+
+impl KeyParts for InstanceKey {
+    fn parts(&self) -> [&str; 4] {
+        [&self.env, &self.appid, &self.zone, &self.hostname]
+    }
+}
+
+impl KeyParts for SharedKey {
+    fn parts(&self) -> [&str; 4] {
+        [&self.env, &self.appid, &self.zone, &self.hostname]
     }
 }

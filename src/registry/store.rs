@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AppKey, Instance, InstanceKey};
+use super::model::{AppKey, Instance, InstanceKey, SharedKey};
 
 /// An instance as stored: the wire-shaped [`Instance`] plus the revision that guards eviction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +35,7 @@ pub struct Stored {
     pub revision: u64,
 }
 
-/// Hostname → stored instance, within one zone.
-pub type Hosts = BTreeMap<String, Stored>;
+pub use super::hosts::Hosts;
 
 /// One (env, appid): its zones and its polling cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +105,7 @@ impl Registry {
 
     /// Number of instances (walks the apps; O(apps + zones)).
     pub fn len(&self) -> usize {
-        self.apps.values().flat_map(|app| app.zones.values()).map(BTreeMap::len).sum()
+        self.apps.values().flat_map(|app| app.zones.values()).map(Hosts::len).sum()
     }
 
     /// True when no instance is registered.
@@ -134,8 +133,8 @@ impl Registry {
     }
 
     /// `(key, revision)` of every instance: what a new leader seeds its lease table with.
-    pub fn leases(&self) -> impl Iterator<Item = (InstanceKey, u64)> + '_ {
-        self.apps.values().flat_map(|app| app.instances()).map(|stored| (stored.instance.key(), stored.revision))
+    pub fn leases(&self) -> impl Iterator<Item = (SharedKey, u64)> + '_ {
+        self.apps.values().flat_map(|app| app.instances()).map(|stored| (stored.instance.shared_key(), stored.revision))
     }
 
     /// Advances the cursor of `app` (if it still exists) to `max(stamp, high_water + 1)`.
@@ -287,7 +286,7 @@ mod tests {
         assert_eq!(reg.len(), 2);
         assert_eq!(reg.apps().count(), 1);
         assert_eq!(reg.app("dev", "demo").map(|app| app.zones.len()), Some(2));
-        assert_eq!(reg.leases().collect::<Vec<_>>(), vec![(a, 1), (b, 2)]);
+        assert_eq!(reg.leases().collect::<Vec<_>>(), vec![(a.into(), 1), (b.into(), 2)]);
         assert!(reg.zone("dev", "demo", "z3").is_none());
         assert!(reg.app("prod", "demo").is_none());
     }

@@ -205,7 +205,7 @@ mod tests {
 
     fn hostnames(info: &InstanceInfo) -> Vec<(String, Vec<String>)> {
         let zones = info.instances.iter();
-        zones.map(|(z, l)| (z.clone(), l.iter().map(|i| i.hostname.clone()).collect())).collect()
+        zones.map(|(z, l)| (z.clone(), l.iter().map(|i| i.hostname.to_string()).collect())).collect()
     }
 
     fn zones(pairs: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn fetch_all_flattens_envs_and_zones_under_the_appid() {
         let all = sample().fetch_all();
-        let names: Vec<_> = all["demo"].iter().map(|i| (&*i.env, i.hostname.as_str())).collect();
+        let names: Vec<_> = all["demo"].iter().map(|i| (&*i.env, &*i.hostname)).collect();
         assert_eq!(names, vec![("dev", "a"), ("dev", "b"), ("dev", "c"), ("prod", "d")]);
         assert_eq!(all.len(), 1);
     }

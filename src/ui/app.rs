@@ -157,7 +157,7 @@ fn local_leases(state: &AppState, instances: &[Instance]) -> Option<LeaseList> {
     let leases = instances
         .iter()
         .zip(figures)
-        .map(|(i, lease)| HostLease { zone: i.zone.to_string(), hostname: i.hostname.clone(), lease })
+        .map(|(i, lease)| HostLease { zone: i.zone.to_string(), hostname: i.hostname.to_string(), lease })
         .collect();
     Some(LeaseList { leader: state.config.id, leases })
 }
@@ -193,10 +193,10 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
     let rows = instances
         .into_iter()
         .map(|i| InstanceRow {
-            lease: by_host.remove(&(i.zone.to_string(), i.hostname.clone())),
+            lease: by_host.remove(&(i.zone.to_string(), i.hostname.to_string())),
             region: i.region.to_string(),
             zone: i.zone.to_string(),
-            hostname: i.hostname,
+            hostname: i.hostname.to_string(),
             status: status_text(i.status).into_owned(),
             addrs: i.addrs.unwrap_or_default(),
             version: i.version.to_string(),

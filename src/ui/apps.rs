@@ -7,7 +7,7 @@
 //!   runs on an O(1) clone and apply is never held up by a console.
 //! - `limit` is at most [`MAX_LIMIT`]: 10,000 apps are read a page at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::extract::{Query, State};
 use axum::Json;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ConsoleError;
 use crate::node::AppState;
 use crate::registry::model::STATUS_UP;
-use crate::registry::store::{AppEntry, Registry};
+use crate::registry::store::{AppEntry, Hosts, Registry};
 
 /// Apps per page unless asked otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -141,7 +141,7 @@ pub fn list_apps(registry: &Registry, query: &AppsQuery) -> Result<AppsPage, Con
     for (key, app) in registry.apps() {
         envs.insert(key.env.as_str());
         zones.extend(app.zones.keys().map(String::as_str));
-        instances += app.zones.values().map(BTreeMap::len).sum::<usize>();
+        instances += app.zones.values().map(Hosts::len).sum::<usize>();
         if (!query.env.is_empty() && key.env != query.env)
             || (!needle.is_empty() && !key.appid.to_lowercase().contains(&needle))
             || (!query.zone.is_empty() && !app.zones.contains_key(&query.zone))
