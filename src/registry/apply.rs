@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::addrs::Addrs;
 use super::command::{
     check_client_timestamp, Batch, BatchResult, Command, Outcome, RegisterArgs, SetArgs, MAX_CLIENT_AHEAD_NS,
 };
@@ -225,7 +226,7 @@ fn new_instance(args: &RegisterArgs, stamp: i64) -> Instance {
         env: key.env.as_str().into(),
         appid: key.appid.as_str().into(),
         hostname: key.hostname.as_str().into(),
-        addrs: Some(args.addrs.clone()),
+        addrs: Some(Addrs::from(args.addrs.as_slice())),
         version: args.version.as_str().into(),
         metadata: args.metadata.clone().map(Metadata::from),
         status: args.status,
@@ -302,7 +303,7 @@ mod tests {
             (i.reg_timestamp, i.up_timestamp, i.renew_timestamp, i.latest_timestamp, i.dirty_timestamp),
             (1000, 1000, 1000, 1000, 77)
         );
-        assert_eq!(i.addrs, Some(vec!["grpc://a:9000".to_owned()]));
+        assert_eq!(i.addrs.as_ref().map(|a| a.to_vec()), Some(vec!["grpc://a:9000".to_owned()]));
         assert_eq!(i.key(), a);
     }
 
@@ -319,7 +320,7 @@ mod tests {
         let stored = reg.get(&a).expect("still there");
         assert_eq!(stored.revision, 2);
         let i = &stored.instance;
-        assert_eq!(i.addrs, Some(vec!["http://new:1".to_owned()]));
+        assert_eq!(i.addrs.as_ref().map(|a| a.to_vec()), Some(vec!["http://new:1".to_owned()]));
         assert_eq!((&*i.version, i.metadata.clone()), ("v2", Some(map(&[("k", "v")]).into())));
         assert_eq!((i.up_timestamp, i.reg_timestamp, i.dirty_timestamp), (1000, 2000, 2000));
         assert_eq!(reg.len(), 1);

@@ -92,6 +92,7 @@ fn map_digest(h: &mut Fnv64, map: &Metadata) {
 
 #[cfg(test)]
 mod tests {
+    use crate::registry::addrs::Addrs;
     use crate::registry::command::Command;
     use crate::registry::store::Registry;
     use crate::registry::testutil::*;
@@ -136,7 +137,7 @@ mod tests {
         variants.push(with_instance(|s| s.revision += 1));
         variants.push(with_instance(|s| s.instance.region = format!("{}x", s.instance.region).into()));
         variants.push(with_instance(|s| s.instance.addrs = None));
-        variants.push(with_instance(|s| s.instance.addrs = Some(Vec::new())));
+        variants.push(with_instance(|s| s.instance.addrs = Some(Addrs::default())));
         variants.push(with_instance(|s| s.instance.version = format!("{}x", s.instance.version).into()));
         variants.push(with_instance(|s| s.instance.metadata = Some(map(&[]).into())));
         variants.push(with_instance(|s| s.instance.status = 2));

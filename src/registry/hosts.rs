@@ -166,6 +166,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::registry::addrs::Addrs;
     use crate::registry::model::Instance;
 
     fn stored(hostname: &str, revision: u64) -> Stored {
@@ -175,7 +176,7 @@ mod tests {
             env: "dev".into(),
             appid: "demo".into(),
             hostname: hostname.into(),
-            addrs: Some(vec![format!("http://{hostname}:80")]),
+            addrs: Some(Addrs::from(vec![format!("http://{hostname}:80")])),
             version: "".into(),
             metadata: None,
             status: 1,

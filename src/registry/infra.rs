@@ -111,7 +111,7 @@ fn member_instance(member: &Member, env: &str, at: i64) -> Instance {
         env: env.into(),
         appid: INFRA_APPID.into(),
         hostname: member.addr.as_str().into(),
-        addrs: Some(vec![format!("http://{}", member.addr)]),
+        addrs: Some([format!("http://{}", member.addr)].into_iter().collect()),
         version: "".into(),
         metadata: None,
         status: STATUS_UP,

@@ -1,7 +1,8 @@
 //! The registry domain: plain data and methods, no tokio, no sled, no clock (`now` is passed in).
 //!
 //! # Layout
-//! - `model`: the wire-shaped [`Instance`](model::Instance) and the tuple keys.
+//! - `model`: the wire-shaped [`Instance`](model::Instance) and the tuple keys; `addrs` and `metadata`: its
+//!   compact fields.
 //! - `command`: what a Raft entry carries ([`Batch`](command::Batch)) and what apply answers.
 //! - `store`: the replicated [`Registry`] (apps, zones, instances, cursors); `hosts`: one zone's instances.
 //! - `apply`: deterministic `Registry::apply`, reporting changed apps and lease events.
@@ -10,6 +11,7 @@
 //! - `infra`: the servers as `infra.discovery`, synthesized from the Raft membership.
 //! - `lease`, `guard`, `lessor`: the leader's lease table, self-preservation, and the eviction step.
 
+pub mod addrs;
 pub mod apply;
 pub mod changes;
 pub mod command;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::addrs::Addrs;
 use super::metadata::Metadata;
 
 /// Instance status: ready to receive traffic.
@@ -63,7 +64,7 @@ pub struct Instance {
     /// Instance id inside (appid, env, zone).
     pub hostname: Arc<str>,
     /// `scheme://host:port` addresses; `None` renders as JSON `null`.
-    pub addrs: Option<Vec<String>>,
+    pub addrs: Option<Addrs>,
     /// Free text.
     pub version: Arc<str>,
     /// Free-form string map; `None` renders as JSON `null`.

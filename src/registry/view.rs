@@ -338,7 +338,7 @@ mod tests {
                 panic!("infra.discovery visible in {env}");
             };
             assert_eq!(info.latest_timestamp, 7);
-            let addrs: Vec<_> = info.instances["z1"].iter().map(|i| i.addrs.clone()).collect();
+            let addrs: Vec<_> = info.instances["z1"].iter().map(|i| i.addrs.as_ref().map(|a| a.to_vec())).collect();
             assert_eq!(
                 addrs,
                 vec![Some(vec!["http://10.0.0.1:7171".into()]), Some(vec!["http://10.0.0.2:7171".into()])]

@@ -198,7 +198,7 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
             zone: i.zone.to_string(),
             hostname: i.hostname.to_string(),
             status: status_text(i.status).into_owned(),
-            addrs: i.addrs.unwrap_or_default(),
+            addrs: i.addrs.map(|a| a.to_vec()).unwrap_or_default(),
             version: i.version.to_string(),
             metadata: i.metadata.map(|m| m.to_map()).unwrap_or_default(),
             registered_ms: ms(i.reg_timestamp),

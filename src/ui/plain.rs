@@ -156,7 +156,7 @@ async fn app_page(State(state): State<AppState>, Query(query): Query<AppQuery>) 
                     escape(&i.zone),
                     escape(&i.hostname),
                     if i.status == STATUS_UP { "up" } else { "waiting" },
-                    escape(&i.addrs.clone().unwrap_or_default().join(" ")),
+                    escape(&i.addrs.as_ref().map(|a| a.to_vec().join(" ")).unwrap_or_default()),
                     escape(&i.version),
                     escape(&metadata),
                 );
