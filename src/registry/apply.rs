@@ -77,7 +77,7 @@ impl Registry {
         let entry = Arc::make_mut(self.apps.entry(app.clone()).or_default());
         let hosts = entry.zones.entry(key.zone.clone()).or_default();
         share_metadata(&mut fresh, hosts, &key.hostname);
-        let shared = match hosts.get_mut(&key.hostname) {
+        match hosts.get_mut(&key.hostname) {
             Some(stored) => {
                 let pinned = stored.instance.dirty_timestamp > stamp.saturating_add(MAX_CLIENT_AHEAD_NS);
                 if fresh.dirty_timestamp >= stored.instance.dirty_timestamp || pinned {
@@ -85,14 +85,13 @@ impl Registry {
                     stored.instance = Instance { up_timestamp, ..fresh };
                 }
                 stored.revision = index;
-                stored.instance.shared_key()
             }
             None => {
-                let shared = fresh.shared_key();
                 hosts.insert(Stored { instance: fresh, revision: index });
-                shared
             }
-        };
+        }
+        // Just stored: the key is there (the fallback allocates, and is never taken).
+        let shared = hosts.shared_key(&key.hostname).unwrap_or_else(|| key.clone().into());
         fx.leases.push(LeaseEvent::Registered { key: shared, revision: index });
         self.touch(app, stamp, fx);
         Outcome::Ok

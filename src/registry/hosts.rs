@@ -9,35 +9,75 @@
 //!   (at least four slots), so the amortized cost of an insert stays constant; an insert or removal moves the
 //!   zone's later entries (a memmove, a few microseconds for thousands of instances), which apply pays
 //!   anyway when it copies an app shared with a snapshot.
+//! - Once it holds an instance, it holds the zone's one [`ZoneKey`] (built from the first instance's shared
+//!   env, appid and zone), from which it hands out the lease keys of its instances: a lease then costs the
+//!   leader a 16-byte key and no allocation. The zone key is derived data: it is not serialized, is rebuilt
+//!   on decode, and equality ignores it.
 //! - Serialized exactly as the `BTreeMap<String, Stored>` it replaced (a map from hostname to entry, in
 //!   hostname order), so snapshot bytes and older snapshots are unchanged. Decoding checks that each key is
 //!   its entry's hostname: a snapshot that disagrees with itself is refused, not guessed at.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::model::{SharedKey, ZoneKey};
 use super::store::Stored;
 
 /// Hostname → stored instance, within one zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hosts(Vec<Stored>);
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// Sorted by hostname.
+    entries: Vec<Stored>,
+    /// The zone's identity with shared strings; `None` only while empty.
+    zone: Option<Arc<ZoneKey>>,
+}
+
+impl PartialEq for Hosts {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Hosts {}
 
 impl Hosts {
+    fn from_sorted(entries: Vec<Stored>) -> Self {
+        let zone = entries.first().map(zone_key_of);
+        Self { entries, zone }
+    }
+
+    /// The lease key of `hostname`: the zone's shared key and the stored hostname (no allocation).
+    pub fn shared_key(&self, hostname: &str) -> Option<SharedKey> {
+        let stored = self.get(hostname)?;
+        Some(SharedKey { zone: Arc::clone(self.zone.as_ref()?), hostname: Arc::clone(&stored.instance.hostname) })
+    }
+
+    /// `(lease key, revision)` of every instance, in hostname order.
+    pub fn shared_keys(&self) -> impl Iterator<Item = (SharedKey, u64)> + '_ {
+        self.zone.iter().flat_map(move |zone| {
+            self.entries.iter().map(move |stored| {
+                let key = SharedKey { zone: Arc::clone(zone), hostname: Arc::clone(&stored.instance.hostname) };
+                (key, stored.revision)
+            })
+        })
+    }
+
     fn position(&self, hostname: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|stored| (*stored.instance.hostname).cmp(hostname))
+        self.entries.binary_search_by(|stored| (*stored.instance.hostname).cmp(hostname))
     }
 
     /// The instance registered as `hostname`.
     pub fn get(&self, hostname: &str) -> Option<&Stored> {
-        self.position(hostname).ok().map(|i| &self.0[i])
+        self.position(hostname).ok().map(|i| &self.entries[i])
     }
 
     /// The instance registered as `hostname`, to change anything but its hostname.
     pub(super) fn get_mut(&mut self, hostname: &str) -> Option<&mut Stored> {
-        self.position(hostname).ok().map(|i| &mut self.0[i])
+        self.position(hostname).ok().map(|i| &mut self.entries[i])
     }
 
     /// True when `hostname` is registered here.
@@ -48,12 +88,15 @@ impl Hosts {
     /// Stores `stored` under its hostname, replacing the entry there; returns the replaced one.
     pub(super) fn insert(&mut self, stored: Stored) -> Option<Stored> {
         match self.position(&stored.instance.hostname) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i], stored)),
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i], stored)),
             Err(i) => {
-                if self.0.len() == self.0.capacity() {
-                    self.0.reserve_exact((self.0.len() / 8).max(4));
+                if self.entries.len() == self.entries.capacity() {
+                    self.entries.reserve_exact((self.entries.len() / 8).max(4));
                 }
-                self.0.insert(i, stored);
+                if self.zone.is_none() {
+                    self.zone = Some(zone_key_of(&stored));
+                }
+                self.entries.insert(i, stored);
                 None
             }
         }
@@ -61,43 +104,53 @@ impl Hosts {
 
     /// Removes `hostname`; returns its entry.
     pub(super) fn remove(&mut self, hostname: &str) -> Option<Stored> {
-        let removed = self.position(hostname).ok().map(|i| self.0.remove(i));
-        if self.0.capacity() > 16 && self.0.len() < self.0.capacity() / 2 {
-            self.0.shrink_to(self.0.len() + self.0.len() / 8);
+        let removed = self.position(hostname).ok().map(|i| self.entries.remove(i));
+        if self.entries.capacity() > 16 && self.entries.len() < self.entries.capacity() / 2 {
+            self.entries.shrink_to(self.entries.len() + self.entries.len() / 8);
         }
         removed
     }
 
     /// Number of instances.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     /// True without instances (a zone never stays so in the registry).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     /// `(hostname, entry)` in hostname order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Stored)> {
-        self.0.iter().map(|stored| (&*stored.instance.hostname, stored))
+        self.entries.iter().map(|stored| (&*stored.instance.hostname, stored))
     }
 
     /// The entries in hostname order.
     pub fn values(&self) -> std::slice::Iter<'_, Stored> {
-        self.0.iter()
+        self.entries.iter()
     }
 
     /// The entries in hostname order, to change anything but their hostnames.
     pub(super) fn values_mut(&mut self) -> std::slice::IterMut<'_, Stored> {
-        self.0.iter_mut()
+        self.entries.iter_mut()
     }
 
     /// Slots allocated (for the memory test).
     #[cfg(test)]
     fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.entries.capacity()
     }
+}
+
+/// The zone's identity, from the shared strings of one of its instances.
+fn zone_key_of(stored: &Stored) -> Arc<ZoneKey> {
+    let instance = &stored.instance;
+    Arc::new(ZoneKey {
+        env: Arc::clone(&instance.env),
+        appid: Arc::clone(&instance.appid),
+        zone: Arc::clone(&instance.zone),
+    })
 }
 
 impl<'a> IntoIterator for &'a Hosts {
@@ -105,14 +158,14 @@ impl<'a> IntoIterator for &'a Hosts {
     type IntoIter = std::iter::Map<std::slice::Iter<'a, Stored>, fn(&'a Stored) -> (&'a str, &'a Stored)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|stored| (&*stored.instance.hostname, stored))
+        self.entries.iter().map(|stored| (&*stored.instance.hostname, stored))
     }
 }
 
 impl Serialize for Hosts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for stored in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for stored in &self.entries {
             map.serialize_entry(&stored.instance.hostname, stored)?;
         }
         map.end()
@@ -152,7 +205,7 @@ impl<'de> Deserialize<'de> for Hosts {
                     return Ok(hosts);
                 }
                 entries.shrink_to_fit();
-                Ok(Hosts(entries))
+                Ok(Hosts::from_sorted(entries))
             }
         }
 

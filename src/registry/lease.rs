@@ -7,15 +7,14 @@
 //! Invariants:
 //! - `by_deadline` holds exactly one `(deadline, key)` per entry of `leases`, so expiry is found in
 //!   deadline order without a scan of the whole table.
-//! - Each key is stored once: one `Arc<SharedKey>` is allocated when the instance enters the table,
-//!   and `leases` and `by_deadline` both hold that same `Arc` (strong count 2). Keeping a copy in each
-//!   structure cost about half the table (measured 69 MB → 36 MB of RSS for 100,000 instances, see
-//!   `memory_of_100k_leases`), and renew, postpone and a re-register of a known instance cloned it to
-//!   re-index; now they move the stored `Arc` from the old `by_deadline` slot to the new one and allocate
-//!   nothing for the key.
-//! - A key's four strings are the registry's own (`Instance::shared_key`): apply hands over `Arc<str>`
-//!   clones of the stored instance, so a lease costs its table slots and one small allocation, not four
-//!   strings of its own (about 160 bytes per instance at a million instances).
+//! - Keys allocate nothing: a [`SharedKey`] is two `Arc`s, its zone's one `ZoneKey` and the stored
+//!   instance's hostname, handed out by the registry (`Hosts::shared_key`), so `leases` and `by_deadline`
+//!   each hold a 16-byte copy of the same key. (Owned keys, four `String`s, cost twice 69 MB for 100,000
+//!   instances; one shared `Arc` of four strings still ~250 bytes per lease at a million; this ~130, see
+//!   `examples/footprint.rs`.) Renew, postpone and a re-register of a known instance move the stored key
+//!   from the old `by_deadline` slot to the new one.
+//! - Times are kept as nanoseconds in a `u64` (a `Duration` is 16 bytes): the hash table's slot is 48 bytes,
+//!   and at a million leases it has two million slots.
 //! - Lookups take any [`KeyParts`] (an owned `InstanceKey` from a request or a stored `SharedKey`): both
 //!   hash and compare through the same four strings.
 //! - `leases` is a hash table: it is only looked up by key, never iterated (ordered traversal goes
@@ -32,7 +31,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashTable;
@@ -52,12 +50,39 @@ pub struct Lease {
     pub renewed_at: Duration,
 }
 
-/// An entry of the hash table: the key (the `Arc` in `by_deadline`), its hash, and its lease.
+/// A [`Lease`] as the table stores it: times in nanoseconds since the caller's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    deadline: u64,
+    revision: u64,
+    renewed_at: u64,
+}
+
+impl Packed {
+    fn pack(lease: Lease) -> Self {
+        Self { deadline: nanos(lease.deadline), revision: lease.revision, renewed_at: nanos(lease.renewed_at) }
+    }
+
+    fn unpack(self) -> Lease {
+        Lease {
+            deadline: Duration::from_nanos(self.deadline),
+            revision: self.revision,
+            renewed_at: Duration::from_nanos(self.renewed_at),
+        }
+    }
+}
+
+/// `d` in nanoseconds, saturating (at 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// An entry of the hash table: the key (also in `by_deadline`), its hash, and its lease.
 #[derive(Clone)]
 struct Held {
-    key: Arc<SharedKey>,
+    key: SharedKey,
     hash: u64,
-    lease: Lease,
+    lease: Packed,
 }
 
 /// Deadline per instance, ordered for expiry.
@@ -68,8 +93,8 @@ pub struct LeaseTable {
     leases: HashTable<Held>,
     /// Seeded per process (hash flooding by chosen hostnames stays impractical).
     hasher: RandomState,
-    /// `(deadline, key)` per lease, earliest first; shares its key with `leases`.
-    by_deadline: BTreeSet<(Duration, Arc<SharedKey>)>,
+    /// `(deadline in ns, key)` per lease, earliest first.
+    by_deadline: BTreeSet<(u64, SharedKey)>,
 }
 
 impl LeaseTable {
@@ -98,8 +123,8 @@ impl LeaseTable {
     }
 
     /// The lease of `key`, if any.
-    pub fn get(&self, key: &(impl KeyParts + ?Sized)) -> Option<&Lease> {
-        self.find(key).map(|held| &held.lease)
+    pub fn get(&self, key: &(impl KeyParts + ?Sized)) -> Option<Lease> {
+        self.find(key).map(|held| held.lease.unpack())
     }
 
     /// Extends the lease of a known instance to `now + lease`. False if unknown (-404 on the wire).
@@ -131,7 +156,6 @@ impl LeaseTable {
             match event {
                 LeaseEvent::Registered { key, revision } => {
                     let lease = Lease { deadline: now + self.lease, revision: *revision, renewed_at: now };
-                    // A known instance keeps its stored key: no clone of the event's key.
                     if !self.update(key, |_| lease) {
                         self.insert_new(key.clone(), lease);
                     }
@@ -172,25 +196,27 @@ impl LeaseTable {
     /// Moves every lease of `zone` that ends before `deadline` to `deadline` (a zone cut off from the leader
     /// heals: its instances get a whole lease to reach the leader again). The number of leases moved.
     pub fn extend_zone(&mut self, zone: &str, deadline: Duration) -> usize {
-        let keys: Vec<Arc<SharedKey>> = self
+        let before = nanos(deadline);
+        let keys: Vec<SharedKey> = self
             .by_deadline
             .iter()
-            .take_while(|(at, _)| *at < deadline)
-            .filter(|(_, key)| &*key.zone == zone)
-            .map(|(_, key)| Arc::clone(key))
+            .take_while(|(at, _)| *at < before)
+            .filter(|(_, key)| &*key.zone.zone == zone)
+            .map(|(_, key)| key.clone())
             .collect();
         for key in &keys {
-            self.postpone(&**key, deadline);
+            self.postpone(key, deadline);
         }
         keys.len()
     }
 
     /// Expired leases (`now > deadline`), earliest deadline first.
-    pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&SharedKey, &Lease)> + '_ {
+    pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&SharedKey, Lease)> + '_ {
+        let now = nanos(now);
         self.by_deadline
             .iter()
             .take_while(move |(deadline, _)| *deadline < now)
-            .filter_map(|(_, key)| self.get(&**key).map(|lease| (&**key, lease)))
+            .filter_map(|(_, key)| self.get(key).map(|lease| (key, lease)))
     }
 
     /// Up to `max` expired `(key, revision)`, earliest deadline first: an `Evict` batch.
@@ -213,16 +239,16 @@ impl LeaseTable {
     }
 
     /// Replaces the lease of a known instance by `f(old)`, moving its stored key to the new
-    /// `by_deadline` slot (no key allocation). False, and nothing changed, if `key` is unknown.
+    /// `by_deadline` slot. False, and nothing changed, if `key` is unknown.
     fn update(&mut self, key: &(impl KeyParts + ?Sized), f: impl FnOnce(Lease) -> Lease) -> bool {
         let hash = self.hash(key);
         let parts = key.parts();
         let Some(held) = self.leases.find_mut(hash, |held| held.key.parts() == parts) else {
             return false;
         };
-        let (old, new) = (held.lease, f(held.lease));
+        let (old, new) = (held.lease, Packed::pack(f(held.lease.unpack())));
         if new.deadline != old.deadline {
-            let slot = (old.deadline, Arc::clone(&held.key));
+            let slot = (old.deadline, held.key.clone());
             self.by_deadline.remove(&slot);
             self.by_deadline.insert((new.deadline, slot.1));
         }
@@ -230,24 +256,25 @@ impl LeaseTable {
         true
     }
 
-    /// Adds an instance the table does not hold yet: its key's one allocation, shared by both indexes.
+    /// Adds an instance the table does not hold yet.
     fn insert_new(&mut self, key: SharedKey, lease: Lease) {
         let hash = self.hash(&key);
-        let shared = Arc::new(key);
-        self.by_deadline.insert((lease.deadline, Arc::clone(&shared)));
-        self.leases.insert_unique(hash, Held { key: shared, hash, lease }, |held| held.hash);
+        let lease = Packed::pack(lease);
+        self.by_deadline.insert((lease.deadline, key.clone()));
+        self.leases.insert_unique(hash, Held { key, hash, lease }, |held| held.hash);
     }
 
     /// Checks the module invariants; panics on a violation (tests only).
     #[cfg(test)]
     fn assert_consistent(&self) {
+        use std::sync::Arc;
         assert_eq!(self.by_deadline.len(), self.leases.len(), "one by_deadline entry per lease");
         for (deadline, key) in &self.by_deadline {
-            let held = self.find(&**key).expect("indexed key has a lease");
-            assert_eq!(held.hash, self.hash(&**key), "the kept hash is the key's hash");
+            let held = self.find(key).expect("indexed key has a lease");
+            assert_eq!(held.hash, self.hash(key), "the kept hash is the key's hash");
             assert_eq!(held.lease.deadline, *deadline, "index deadline matches the lease of {key:?}");
-            assert!(Arc::ptr_eq(&held.key, key), "both structures share one copy of {key:?}");
-            assert_eq!(Arc::strong_count(key), 2, "the table holds {key:?} exactly twice");
+            let same = Arc::ptr_eq(&held.key.zone, &key.zone) && Arc::ptr_eq(&held.key.hostname, &key.hostname);
+            assert!(same, "both structures share one copy of {key:?}");
         }
     }
 }
@@ -260,7 +287,7 @@ impl fmt::Debug for LeaseTable {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let table = self.0;
                 f.debug_map()
-                    .entries(table.by_deadline.iter().filter_map(|(_, k)| table.get(&**k).map(|l| (k, l))))
+                    .entries(table.by_deadline.iter().filter_map(|(_, k)| table.get(k).map(|l| (k.to_key(), l))))
                     .finish()
             }
         }
@@ -270,7 +297,7 @@ impl fmt::Debug for LeaseTable {
 
 /// A stable pseudo-random offset in `[0, spread)` for `key` (0 when `spread` is 0).
 fn spread_offset(key: &SharedKey, spread: Duration) -> Duration {
-    let span = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
+    let span = nanos(spread);
     if span == 0 {
         return Duration::ZERO;
     }
@@ -368,7 +395,7 @@ mod tests {
         let mut t = LeaseTable::new(LEASE);
         t.registered(a.clone(), 3, secs(0));
         t.postpone(&a, secs(500));
-        assert_eq!(t.get(&a).copied(), Some(Lease { deadline: secs(500), revision: 3, renewed_at: secs(0) }));
+        assert_eq!(t.get(&a), Some(Lease { deadline: secs(500), revision: 3, renewed_at: secs(0) }));
         assert!(t.expired(secs(499), 10).is_empty());
     }
 
@@ -407,14 +434,18 @@ mod tests {
         let a = key("dev", "demo", "z1", "a");
         let mut t = LeaseTable::new(LEASE);
         t.registered(a.clone(), 1, secs(0));
-        let stored = |t: &LeaseTable| t.iter_expired(Duration::MAX).map(|(k, _)| std::ptr::from_ref(k)).next();
+        let stored = |t: &LeaseTable| {
+            let shared =
+                |k: &SharedKey| (std::sync::Arc::as_ptr(&k.zone), std::sync::Arc::as_ptr(&k.hostname).cast::<u8>());
+            t.iter_expired(Duration::MAX).map(|(k, _)| shared(k)).next()
+        };
         let before = stored(&t);
         assert!(t.renew(&a, secs(30)));
         t.postpone(&a, secs(500));
         t.registered(a.clone(), 2, secs(40));
         t.on_applied(&[LeaseEvent::Registered { key: a.clone().into(), revision: 3 }], secs(41));
         assert!(before.is_some());
-        assert_eq!(stored(&t), before, "the key allocated at the first register is the one still held");
+        assert_eq!(stored(&t), before, "the strings of the first register's key are the ones still held");
         t.assert_consistent();
     }
 
@@ -500,7 +531,7 @@ mod tests {
                 t.assert_consistent();
                 proptest::prop_assert_eq!(t.len(), model.len());
                 for k in &ks {
-                    proptest::prop_assert_eq!(t.get(k), model.get(k));
+                    proptest::prop_assert_eq!(t.get(k), model.get(k).copied());
                 }
                 let mut want: Vec<_> = model.iter().filter(|(_, l)| now > l.deadline).map(|(k, l)| (l.deadline, k.clone(), l.revision)).collect();
                 want.sort();

@@ -202,7 +202,7 @@ impl Lessor {
         let budget = usize::try_from(guard.budget()).unwrap_or(usize::MAX).min(self.cfg.max_batch);
         let ceiling = self.cfg.ceiling;
         let cut = &self.cut_zones;
-        let past_ceiling = |lease: &super::lease::Lease| now.saturating_sub(lease.renewed_at) > ceiling;
+        let past_ceiling = |lease: super::lease::Lease| now.saturating_sub(lease.renewed_at) > ceiling;
         // Expired leases of cut zones are held (postponed below), not evicted; the scan of them is bounded
         // per tick so a long cut of a big zone costs little per second.
         let mut held = Vec::new();
@@ -214,7 +214,7 @@ impl Lessor {
             if protected && !past_ceiling(lease) {
                 continue;
             }
-            if cut.contains(&*key.zone) && !past_ceiling(lease) {
+            if cut.contains(&*key.zone.zone) && !past_ceiling(lease) {
                 held.push(key.clone());
             } else {
                 victims.push((key.to_key(), lease.revision));

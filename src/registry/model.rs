@@ -115,30 +115,29 @@ impl Instance {
             hostname: self.hostname.to_string(),
         }
     }
-
-    /// The tuple identity of this instance, sharing this instance's strings (no allocation but nothing).
-    pub fn shared_key(&self) -> SharedKey {
-        SharedKey {
-            env: Arc::clone(&self.env),
-            appid: Arc::clone(&self.appid),
-            zone: Arc::clone(&self.zone),
-            hostname: Arc::clone(&self.hostname),
-        }
-    }
 }
 
-/// An [`InstanceKey`] whose strings are shared with the registry's copy of the instance: what the leader's
-/// lease table holds, one per instance, so that a million leases cost no string allocation of their own.
-/// Compares, orders and hashes (through [`KeyParts`]) as the `InstanceKey` of the same values.
+/// The (env, appid, zone) part of an instance's identity, with the registry's strings: one per zone, shared
+/// by the lease keys of its instances (see [`SharedKey`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SharedKey {
+pub struct ZoneKey {
     /// Deploy env.
     pub env: Arc<str>,
     /// Service name.
     pub appid: Arc<str>,
     /// Availability zone.
     pub zone: Arc<str>,
-    /// Instance id inside (appid, env, zone).
+}
+
+/// An [`InstanceKey`] made of shared parts: its zone's one [`ZoneKey`] and the stored instance's hostname.
+/// What the leader's lease table holds, one per instance: 16 bytes and no allocation of its own (the
+/// registry's `Hosts` hands them out). Compares and orders as the `InstanceKey` of the same values, and
+/// hashes alike through [`KeyParts`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SharedKey {
+    /// Env, appid and zone.
+    pub zone: Arc<ZoneKey>,
+    /// Instance id inside the zone.
     pub hostname: Arc<str>,
 }
 
@@ -146,9 +145,9 @@ impl SharedKey {
     /// The owned form, for a command.
     pub fn to_key(&self) -> InstanceKey {
         InstanceKey {
-            env: self.env.to_string(),
-            appid: self.appid.to_string(),
-            zone: self.zone.to_string(),
+            env: self.zone.env.to_string(),
+            appid: self.zone.appid.to_string(),
+            zone: self.zone.zone.to_string(),
             hostname: self.hostname.to_string(),
         }
     }
@@ -156,7 +155,8 @@ impl SharedKey {
 
 impl From<InstanceKey> for SharedKey {
     fn from(key: InstanceKey) -> Self {
-        Self { env: key.env.into(), appid: key.appid.into(), zone: key.zone.into(), hostname: key.hostname.into() }
+        let zone = ZoneKey { env: key.env.into(), appid: key.appid.into(), zone: key.zone.into() };
+        Self { zone: Arc::new(zone), hostname: key.hostname.into() }
     }
 }
 
@@ -175,6 +175,6 @@ impl KeyParts for InstanceKey {
 
 impl KeyParts for SharedKey {
     fn parts(&self) -> [&str; 4] {
-        [&self.env, &self.appid, &self.zone, &self.hostname]
+        [&self.zone.env, &self.zone.appid, &self.zone.zone, &self.hostname]
     }
 }

@@ -134,7 +134,7 @@ impl Registry {
 
     /// `(key, revision)` of every instance: what a new leader seeds its lease table with.
     pub fn leases(&self) -> impl Iterator<Item = (SharedKey, u64)> + '_ {
-        self.apps.values().flat_map(|app| app.instances()).map(|stored| (stored.instance.shared_key(), stored.revision))
+        self.apps.values().flat_map(|app| app.zones.values()).flat_map(Hosts::shared_keys)
     }
 
     /// Advances the cursor of `app` (if it still exists) to `max(stamp, high_water + 1)`.
