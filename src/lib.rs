@@ -16,6 +16,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod client;
 pub mod cluster_cli;
@@ -27,5 +28,6 @@ pub mod node;
 pub mod raft_types;
 pub mod registry;
 pub mod runtime;
+pub mod service;
 pub mod signal;
 pub mod ui;

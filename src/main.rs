@@ -79,7 +79,7 @@ async fn run_node(config: Config) -> ExitCode {
         Err(err) => return fail(&format!("cannot listen on {}: {err}", config.addr)),
     };
     tracing::info!(id = config.id, addr = %config.addr, data_dir = %config.data_dir.display(), "starting");
-    match discovery::node::run(config, listener, shutdown_signal()).await {
+    match discovery::app::run(config, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err.to_string()),
     }

@@ -16,13 +16,13 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 
 use super::envelope::{Data, Envelope};
-use crate::node::AppState;
+use super::ApiState;
 
 /// kratos `Unauthorized`.
 pub const CODE_UNAUTHORIZED: i32 = -401;
 
 /// Require the token on every route `router` has so far (no-op without a token).
-pub fn require_api_token(router: Router<AppState>, token: Option<Arc<str>>) -> Router<AppState> {
+pub fn require_api_token(router: Router<ApiState>, token: Option<Arc<str>>) -> Router<ApiState> {
     match token {
         Some(token) if router.has_routes() => router.route_layer(middleware::from_fn_with_state(token, check)),
         _ => router,

@@ -21,7 +21,7 @@ use serde::Serialize;
 /// `Content-Type` of every response.
 pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Header that repeats the business code (kratos sets it on every response).
-pub const STATUS_CODE_HEADER: &str = "kratos-status-code";
+pub use crate::service::headers::STATUS_CODE_HEADER;
 
 /// What the standard envelope says under `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,6 +128,17 @@ impl ApiError {
     }
 }
 
+/// A refusal of the service: -503 when overloaded (retry later), -500 otherwise; never -404, which would make
+/// every SDK re-register at once.
+impl From<crate::service::Refusal> for ApiError {
+    fn from(refusal: crate::service::Refusal) -> Self {
+        match refusal {
+            crate::service::Refusal::Overloaded(reason) => ApiError::Overload(reason),
+            crate::service::Refusal::Unavailable(reason) => ApiError::ServerErr(reason),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.envelope().into_response();

@@ -46,7 +46,7 @@ const KNOWN_PARAMS: &[&str] = &[
 /// Header that carries the query of a request whose target was too long for the HTTP parser (over 64 KiB;
 /// the transport moves it there, see `node::long_uri`). Neither hyper nor the `http` crate can hold such a
 /// URI, so the query is read from here when the URI has none.
-pub const LONG_QUERY_HEADER: &str = "x-discovery-long-query";
+pub use crate::service::headers::LONG_QUERY_HEADER;
 
 /// The query string of a request: the URI's, or the one the transport moved into [`LONG_QUERY_HEADER`].
 pub fn query_of<'a>(uri: &'a axum::http::Uri, headers: &'a axum::http::HeaderMap) -> &'a str {

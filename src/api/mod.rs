@@ -15,8 +15,9 @@
 //!   answer text/plain or panic.
 //! - Every -400 message names the offending parameter.
 //!
-//! Handler shape: `async fn renew(State(s): State<AppState>, Bind(arg): Bind<ArgRenew>) ->
-//! Result<Envelope<Instance>, ApiError>`.
+//! Handler shape: `async fn renew(State(service): State<Service>, Bind(arg): Bind<ArgRenew>) ->
+//! Result<Envelope<Instance>, ApiError>`. Handlers call the [`Service`](crate::service::Service) and nothing
+//! else of the node: they parse, validate and render.
 
 pub mod args;
 pub mod auth;
@@ -32,7 +33,6 @@ pub mod register;
 pub mod renew;
 pub mod urlencoded;
 pub mod validate;
-pub mod write;
 
 pub use args::{
     AppCursor, ArgCancel, ArgFetch, ArgFetchs, ArgPoll, ArgPolls, ArgRegister, ArgRenew, ArgSet, FromParams,
@@ -42,13 +42,57 @@ pub use error::ApiError;
 pub use extract::{BiliParams, Bind};
 pub use params::Params;
 
-/// Every route of the bilibili/discovery API; the writes (register, cancel, set, renew) behind `api_token`
-/// when one is set (see [`auth`]).
-pub fn routes(api_token: Option<std::sync::Arc<str>>) -> axum::Router<crate::node::AppState> {
-    let writes = axum::Router::new().merge(register::routes()).merge(renew::routes());
-    axum::Router::new()
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+
+use crate::service::Service;
+
+/// What the API's handlers hold: the service, and the API's own cache of encoded fetch answers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Everything a handler may ask of the node.
+    pub service: Service,
+    /// Encoded fetch answers of unchanged apps.
+    pub fetch_cache: Arc<fetch_cache::FetchCache>,
+}
+
+impl FromRef<ApiState> for Service {
+    fn from_ref(state: &ApiState) -> Service {
+        state.service.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<fetch_cache::FetchCache> {
+    fn from_ref(state: &ApiState) -> Self {
+        Arc::clone(&state.fetch_cache)
+    }
+}
+
+/// Every route of the bilibili/discovery API over `service`; the writes (register, cancel, set, renew) behind
+/// `api_token` when one is set (see [`auth`]).
+pub fn routes(service: Service, api_token: Option<Arc<str>>) -> Router {
+    let writes = Router::new().merge(register::routes()).merge(renew::routes());
+    Router::new()
         .merge(auth::require_api_token(writes, api_token))
         .merge(fetch::routes())
         .merge(poll::routes())
         .merge(nodes::routes())
+        .with_state(ApiState { service, fetch_cache: Arc::default() })
+}
+
+/// The answer to a request the node refuses before any handler runs (too many connections, a stopped Raft
+/// core): the API's envelope with `code` (-503 or -500) on `/discovery/*`, as the SDKs expect, and a plain
+/// HTTP 503 everywhere else, so that a health check never reads the node as healthy.
+pub fn refusal(path: &str, message: String, overloaded: bool) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !path.starts_with("/discovery/") {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    if overloaded {
+        ApiError::Overload(message).into_response()
+    } else {
+        ApiError::ServerErr(message).into_response()
+    }
 }

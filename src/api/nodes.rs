@@ -5,8 +5,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 
-use super::Envelope;
-use crate::node::AppState;
+use super::{ApiState, Envelope};
+use crate::service::Service;
 
 /// Node status "up" (spec §3.4).
 pub const NODE_UP: u8 = 0;
@@ -25,14 +25,14 @@ pub struct NodeView {
 }
 
 /// Routes of this file.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<ApiState> {
     Router::new().route("/discovery/nodes", get(nodes))
 }
 
 /// The members that can serve (the same list as `infra.discovery`), each up: a member that cannot serve is
 /// left out rather than reported lost, so a client that takes this list never picks a dead node.
-async fn nodes(State(state): State<AppState>) -> Envelope<Vec<NodeView>> {
-    let membership = state.served_membership();
+async fn nodes(State(service): State<Service>) -> Envelope<Vec<NodeView>> {
+    let membership = service.members();
     let view = membership
         .members()
         .iter()

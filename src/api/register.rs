@@ -10,41 +10,39 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
 
-use super::write::submit;
-use super::{ApiError, ArgCancel, ArgRegister, ArgSet, Bind, Envelope};
-use crate::node::proposer::now_ns;
-use crate::node::AppState;
+use super::{ApiError, ApiState, ArgCancel, ArgRegister, ArgSet, Bind, Envelope};
 use crate::registry::command::{check_client_timestamp, Command};
+use crate::service::Service;
 
 /// Routes of this file.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/discovery/register", post(register))
         .route("/discovery/cancel", post(cancel))
         .route("/discovery/set", post(set))
 }
 
-async fn register(State(state): State<AppState>, Bind(arg): Bind<ArgRegister>) -> Result<Envelope, ApiError> {
-    not_far_ahead("dirty_timestamp", arg.args.dirty_timestamp)?;
-    let outcome = submit(&state, Command::Register(arg.args)).await?;
+async fn register(State(service): State<Service>, Bind(arg): Bind<ArgRegister>) -> Result<Envelope, ApiError> {
+    not_far_ahead(&service, "dirty_timestamp", arg.args.dirty_timestamp)?;
+    let outcome = service.write(Command::Register(arg.args)).await?;
     ApiError::from_write_outcome(outcome)?;
     Ok(Envelope::ok())
 }
 
-async fn cancel(State(state): State<AppState>, Bind(arg): Bind<ArgCancel>) -> Result<Envelope, ApiError> {
-    let outcome = submit(&state, Command::Cancel(arg.key)).await?;
+async fn cancel(State(service): State<Service>, Bind(arg): Bind<ArgCancel>) -> Result<Envelope, ApiError> {
+    let outcome = service.write(Command::Cancel(arg.key)).await?;
     ApiError::from_write_outcome(outcome)?;
     Ok(Envelope::ok())
 }
 
-async fn set(State(state): State<AppState>, Bind(arg): Bind<ArgSet>) -> Result<Envelope, ApiError> {
-    not_far_ahead("set_timestamp", arg.args.set_timestamp)?;
-    let outcome = submit(&state, Command::Set(arg.args)).await?;
+async fn set(State(service): State<Service>, Bind(arg): Bind<ArgSet>) -> Result<Envelope, ApiError> {
+    not_far_ahead(&service, "set_timestamp", arg.args.set_timestamp)?;
+    let outcome = service.write(Command::Set(arg.args)).await?;
     ApiError::from_set_outcome(outcome)?;
     Ok(Envelope::ok())
 }
 
 /// The early, local-clock version of apply's bound on a stored client timestamp.
-fn not_far_ahead(param: &str, value: i64) -> Result<(), ApiError> {
-    check_client_timestamp(param, value, now_ns()).map_err(ApiError::bad_request)
+fn not_far_ahead(service: &Service, param: &str, value: i64) -> Result<(), ApiError> {
+    check_client_timestamp(param, value, service.now_ns()).map_err(ApiError::bad_request)
 }

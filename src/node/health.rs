@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
 use crate::raft_types::Raft;
 
 /// Paths that keep answering after the core stopped: they report the failure rather than registry state.
@@ -82,19 +80,21 @@ pub async fn supervise_core(raft: Raft, health: Arc<NodeHealth>, shutdown: Cance
 
 /// Middleware: once the core stopped, answer every route but [`ALWAYS_SERVED`] with the cause instead of
 /// serving state that can no longer change.
-pub async fn refuse_when_dead(State(health): State<Arc<NodeHealth>>, request: Request, next: Next) -> Response {
+pub async fn refuse_when_dead(
+    State((health, refusal)): State<(Arc<NodeHealth>, Refusal)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(cause) = health.fatal() else { return next.run(request).await };
     let path = request.uri().path();
     if ALWAYS_SERVED.contains(&path) {
         return next.run(request).await;
     }
-    let message = format!("this node's Raft core stopped ({cause}); it is exiting, use another node");
-    if path.starts_with("/discovery/") {
-        ApiError::ServerErr(message).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
-    }
+    refusal(path, format!("this node's Raft core stopped ({cause}); it is exiting, use another node"), false)
 }
+
+/// How the application answers a refused request (`Frontend::refusal`).
+pub type Refusal = fn(&str, String, bool) -> Response;
 
 #[cfg(test)]
 mod tests {

@@ -31,7 +31,7 @@ pub const MAX_HEAD_BYTES: usize = 1 << 20;
 /// hyper's buffer: a head longer than [`MAX_HEAD_BYTES`] overflows it (431) before it is complete.
 pub const HYPER_BUFFER_BYTES: usize = MAX_HEAD_BYTES + 8 * 1024;
 /// Header carrying the query of a request whose target was too long for hyper (read by the API's binding).
-pub const QUERY_HEADER: &str = crate::api::extract::LONG_QUERY_HEADER;
+pub const QUERY_HEADER: &str = crate::service::headers::LONG_QUERY_HEADER;
 /// Longest request target hyper accepts (`MAX_URI_LEN` in hyper's h1 parser).
 const HYPER_MAX_TARGET: usize = u16::MAX as usize - 1;
 /// Most header fields parsed here; more are left to hyper (which refuses beyond its own limit).

@@ -33,8 +33,8 @@ use prometheus_client::registry::Registry;
 use super::lease_keeper::LeaseKeeper;
 use super::registry_state::{ApplyCounters, RegistryState};
 use super::AppState;
-use crate::api::envelope::STATUS_CODE_HEADER;
 use crate::raft_types::Raft;
+use crate::service::headers::STATUS_CODE_HEADER;
 
 /// A label set of one string label, `result`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -127,8 +127,6 @@ pub struct NodeState {
     pub shutdown: CancellationToken,
     /// This node's Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<NodeMetrics>,
-    /// Encoded fetch answers of unchanged apps.
-    pub fetch_cache: Arc<crate::api::fetch_cache::FetchCache>,
     /// Whether the Raft core is alive and the node is not stopping.
     pub health: Arc<NodeHealth>,
     /// The free-space guard of the write path.
@@ -231,9 +229,20 @@ impl RunningNode {
     }
 }
 
-/// Start a node on an already bound listener (tests pass `127.0.0.1:0`).
-pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode, NodeError> {
-    start_with(config, listener, Arc::new(Statvfs), |store| store).await
+/// What a node serves to clients, supplied by the application (`crate::app`): the node builds and runs
+/// the registry's machinery and its own routes (health, metrics, admin, peers), and never imports the API.
+#[derive(Clone, Copy)]
+pub struct Frontend {
+    /// The client-facing routes (the API over the service layer, the console), given the node's state.
+    pub routes: fn(&AppState) -> Router,
+    /// The answer to a request refused before any handler runs: `(path, message, overloaded)` (too many
+    /// connections: overloaded; a stopped Raft core: not).
+    pub refusal: fn(&str, String, bool) -> axum::response::Response,
+}
+
+/// Start a node serving `frontend` on an already bound listener (tests pass `127.0.0.1:0`).
+pub async fn start(config: Config, listener: TcpListener, frontend: Frontend) -> Result<RunningNode, NodeError> {
+    start_with(config, listener, Arc::new(Statvfs), |store| store, frontend).await
 }
 
 /// [`start`] with the free space read from `free_space` and the log store wrapped by `wrap_log_store`:
@@ -243,6 +252,7 @@ pub async fn start_with<LS, W>(
     listener: TcpListener,
     free_space: Arc<dyn FreeSpace>,
     wrap_log_store: W,
+    frontend: Frontend,
 ) -> Result<RunningNode, NodeError>
 where
     LS: RaftLogStorage<TypeConfig>,
@@ -342,7 +352,6 @@ where
         membership_change,
         shutdown: shutdown.clone(),
         metrics,
-        fetch_cache: Arc::default(),
         health,
         disk,
         liveness,
@@ -353,8 +362,9 @@ where
     });
     tasks.spawn(RenewForwarder::run(state.clone(), renew_queue, shutdown.clone()));
     tasks.spawn(liveness::run(state.clone(), shutdown.clone()));
-    let app = router(state.clone());
-    let limits = server::ServeLimits { max_connections, read_timeout: state.config.read_timeout };
+    let app = router(state.clone(), frontend);
+    let limits =
+        server::ServeLimits { max_connections, read_timeout: state.config.read_timeout, refusal: frontend.refusal };
     let hard_stop = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,
@@ -368,8 +378,13 @@ where
 }
 
 /// Start a node and run it until `signal` resolves, then stop it cleanly.
-pub async fn run(config: Config, listener: TcpListener, signal: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let node = start(config, listener).await?;
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    signal: impl Future<Output = ()>,
+    frontend: Frontend,
+) -> Result<(), NodeError> {
+    let node = start(config, listener, frontend).await?;
     let token = node.shutdown_token();
     tokio::select! {
         _ = signal => {}
@@ -403,8 +418,8 @@ fn connection_cap(config: &Config) -> Result<usize, NodeError> {
     Ok(cap)
 }
 
-/// Every route of a node on one router.
-pub fn router(state: AppState) -> Router {
+/// Every route of a node on one router: the node's own and `frontend`'s.
+pub fn router(state: AppState, frontend: Frontend) -> Router {
     let token = state.config.cluster_token.clone().map(Arc::<str>::from);
     // Peer routes are also closed on a lone node without a token (see `route_gate`); the token check runs first.
     let peer = route_gate::gate(
@@ -420,15 +435,14 @@ pub fn router(state: AppState) -> Router {
     );
     let metrics = Arc::clone(&state.metrics);
     let health = Arc::clone(&state.health);
-    let api_token = state.config.api_token.clone().map(Arc::<str>::from);
     let read_timeout = state.config.read_timeout;
     let liveness = Arc::clone(&state.liveness);
+    let clients = (frontend.routes)(&state);
     Router::new()
-        .merge(crate::api::routes(api_token))
-        .merge(crate::ui::routes())
         .merge(admin::health_routes())
         .merge(metrics::metrics_routes())
         .with_state(state)
+        .merge(clients)
         .merge(internal)
         // The original's framework answers these in plain text (spec §1.1).
         .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
@@ -438,7 +452,7 @@ pub fn router(state: AppState) -> Router {
         // Reads of a node cut off from the leader say how stale they may be (issue 14).
         .layer(axum::middleware::from_fn_with_state(liveness, staleness::mark_stale))
         // A dead Raft core serves no registry state (see `health`).
-        .layer(axum::middleware::from_fn_with_state(health, health::refuse_when_dead))
+        .layer(axum::middleware::from_fn_with_state((health, frontend.refusal), health::refuse_when_dead))
         // Outermost, so every answer is counted (401s of the token check and 404s included).
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track_http))
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Router};
 use futures::StreamExt;
 use hyper::server::conn::http1;
@@ -36,7 +36,6 @@ use tower::Layer;
 
 use super::long_uri::{HeadRewriter, HYPER_BUFFER_BYTES};
 use super::metrics::NodeMetrics;
-use crate::api::ApiError;
 
 /// Connections over the limit that are answered -503 at the same time; more are closed without an answer.
 pub const MAX_REJECTING: usize = 64;
@@ -50,6 +49,8 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// Most time to send a request's headers (and idle time of a keep-alive connection).
     pub read_timeout: Duration,
+    /// The answer to a request on an over-limit connection (`Frontend::refusal`).
+    pub refusal: super::health::Refusal,
 }
 
 /// Serve `app` on `listener` until `shutdown`, then close connections gracefully (or at once on `hard_stop`).
@@ -99,7 +100,7 @@ pub async fn serve(
             Err(_) => {
                 metrics.connections_rejected.inc();
                 if let Ok(slot) = Arc::clone(&rejecting).try_acquire_owned() {
-                    connections.spawn(reject(stream, slot));
+                    connections.spawn(reject(stream, slot, limits.refusal));
                 }
             }
         }
@@ -134,9 +135,9 @@ impl Drop for Open {
 }
 
 /// Answer one request on an over-limit connection with the -503 envelope, then close it.
-async fn reject(stream: TcpStream, _slot: OwnedSemaphorePermit) {
+async fn reject(stream: TcpStream, _slot: OwnedSemaphorePermit, refusal: super::health::Refusal) {
     let service = hyper::service::service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
-        Ok::<_, std::convert::Infallible>(over_limit_answer(request.uri().path()))
+        Ok::<_, std::convert::Infallible>(refusal(request.uri().path(), OVER_LIMIT.to_owned(), true))
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(REJECT_READ_TIMEOUT).keep_alive(false);
@@ -144,16 +145,9 @@ async fn reject(stream: TcpStream, _slot: OwnedSemaphorePermit) {
     let _ = tokio::time::timeout(REJECT_READ_TIMEOUT * 2, conn).await;
 }
 
-/// The answer to a request on an over-limit connection: the API's -503 envelope (as the SDKs expect), but a
-/// real HTTP 503 everywhere else, so that a health check never reads a saturated node as healthy.
-fn over_limit_answer(path: &str) -> Response {
-    const WHY: &str = "too many connections to this node; retry later";
-    if path.starts_with("/discovery/") {
-        ApiError::Overload(WHY.into()).into_response()
-    } else {
-        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{WHY}\n")).into_response()
-    }
-}
+/// Why an over-limit connection is refused (the API's -503 envelope on `/discovery/*`, as the SDKs expect; a
+/// real HTTP 503 everywhere else, so that a health check never reads a saturated node as healthy).
+const OVER_LIMIT: &str = "too many connections to this node; retry later";
 
 /// Accept failures: a client that went away is nothing; running out of file descriptors (or another
 /// resource) is waited out briefly instead of spinning.

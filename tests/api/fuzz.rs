@@ -356,7 +356,7 @@ fn random_requests_never_break_the_api() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let _gate = rt.block_on(exclusive());
     let node = rt.block_on(TestNode::start_with(|c| c.poll_timeout = Duration::from_millis(30)));
-    let router = discovery::node::router(node.state().clone());
+    let router = discovery::app::router(node.state().clone());
     let config = ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = TestRunner::new(config);
     let started = std::time::Instant::now();

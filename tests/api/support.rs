@@ -86,7 +86,7 @@ impl TestNode {
 
     async fn launch(config: Config, listener: TcpListener, dir: Option<tempfile::TempDir>) -> Self {
         config.validate().expect("test config is valid");
-        let node = discovery::node::start(config.clone(), listener).await.expect("node starts");
+        let node = discovery::app::start(config.clone(), listener).await.expect("node starts");
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("client");
         let started = TestNode { addr: config.addr.clone(), node: Some(node), config, http, dir };
         started.wait_active_leader().await;

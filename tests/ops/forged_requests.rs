@@ -131,7 +131,7 @@ impl Restartable {
         };
         tune(&mut config);
         config.validate().expect("valid test config");
-        let node = discovery::node::start(config.clone(), listener).await.expect("node starts");
+        let node = discovery::app::start(config.clone(), listener).await.expect("node starts");
         Self { config, node: Some(node), _dir: dir }
     }
 
@@ -152,7 +152,7 @@ impl Restartable {
     async fn restart(&mut self) {
         self.stop().await;
         let listener = TcpListener::bind(&self.config.addr).await.expect("bind the same address again");
-        self.node = Some(discovery::node::start(self.config.clone(), listener).await.expect("node restarts"));
+        self.node = Some(discovery::app::start(self.config.clone(), listener).await.expect("node restarts"));
     }
 
     async fn wait_leader(&self) {

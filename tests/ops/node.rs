@@ -58,7 +58,7 @@ impl TestNode {
         };
         tune(&mut config);
         config.validate().expect("valid test config");
-        let node = discovery::node::start_with(config.clone(), listener, free_space, wrap).await.expect("node starts");
+        let node = discovery::app::start_with(config.clone(), listener, free_space, wrap).await.expect("node starts");
         let started = TestNode { node: Some(node), addr: config.addr, http: reqwest::Client::new(), _dir: dir };
         let lessor = started.state().lessor.clone();
         wait_until(WAIT, "an active leader", || {

@@ -106,7 +106,7 @@ async fn healthz(node: &TestNode) -> (u16, String) {
 async fn routed(node: &TestNode, path: &str) -> (u16, String) {
     use tower::ServiceExt;
     let request = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
-    let response = discovery::node::router(node.state().clone()).oneshot(request).await.expect("infallible");
+    let response = discovery::app::router(node.state().clone()).oneshot(request).await.expect("infallible");
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     (status, String::from_utf8_lossy(&body).into_owned())
