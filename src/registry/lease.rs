@@ -5,22 +5,23 @@
 //! passed into every call; nothing here reads a clock.
 //!
 //! Invariants:
-//! - `by_deadline` holds exactly one `(deadline, key)` per entry of `leases`, so expiry is found in
-//!   deadline order without a scan of the whole table.
+//! - Each lease lives in one slot of `slots` (48 bytes: key, hash, lease; a removed lease's slot is reused);
+//!   `index` finds a key's slot, `by_deadline` holds exactly one `(deadline, key)` per lease, so expiry is
+//!   found in deadline order without a scan of the whole table. (A hash table of the leases themselves
+//!   had two million 48-byte buckets at a million leases; buckets of a 4-byte slot number cost a tenth.)
 //! - Keys allocate nothing: a [`SharedKey`] is two `Arc`s, its zone's one `ZoneKey` and the stored
-//!   instance's hostname, handed out by the registry (`Hosts::shared_key`), so `leases` and `by_deadline`
+//!   instance's hostname, handed out by the registry (`Hosts::shared_key`), so `slots` and `by_deadline`
 //!   each hold a 16-byte copy of the same key. (Owned keys, four `String`s, cost twice 69 MB for 100,000
 //!   instances; one shared `Arc` of four strings still ~250 bytes per lease at a million; this ~130, see
 //!   `examples/footprint.rs`.) Renew, postpone and a re-register of a known instance move the stored key
 //!   from the old `by_deadline` slot to the new one.
-//! - Times are kept as nanoseconds in a `u64` (a `Duration` is 16 bytes): the hash table's slot is 48 bytes,
-//!   and at a million leases it has two million slots.
+//! - Times are kept as nanoseconds in a `u64` (a `Duration` is 16 bytes).
 //! - Lookups take any [`KeyParts`] (an owned `InstanceKey` from a request or a stored `SharedKey`): both
 //!   hash and compare through the same four strings.
-//! - `leases` is a hash table: it is only looked up by key, never iterated (ordered traversal goes
+//! - `index` is a hash table: it is only looked up by key, never iterated (ordered traversal goes
 //!   through `by_deadline`, the `Debug` form included), so its per-process hash seed is never
 //!   observable; it also gives renew one hash instead of a logarithmic number of string compares.
-//!   Each entry keeps its key's hash, so growing the table moves entries without hashing a single key
+//!   Each slot keeps its key's hash, so growing the index moves entries without hashing a single key
 //!   again: with std's `HashMap`, the resize at 229,000 → 458,000 instances re-hashed every key (four
 //!   strings each) for 250 ms, during which the leader answered nothing.
 //! - A lease is expired when `now > deadline` (strictly, like the original's `now − renew > 90 s`).
@@ -77,7 +78,7 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// An entry of the hash table: the key (also in `by_deadline`), its hash, and its lease.
+/// A held lease: its key (also in `by_deadline`), the key's hash, and the lease. 48 bytes.
 #[derive(Clone)]
 struct Held {
     key: SharedKey,
@@ -89,8 +90,12 @@ struct Held {
 #[derive(Clone)]
 pub struct LeaseTable {
     lease: Duration,
-    /// Lease per instance, found by `hasher`'s hash of the key.
-    leases: HashTable<Held>,
+    /// Every lease, in a slot; `None` marks a free slot, listed in `free`.
+    slots: Vec<Option<Held>>,
+    /// Free slots, reused before `slots` grows.
+    free: Vec<u32>,
+    /// The slot of each key, found by `hasher`'s hash of the key (4 bytes and a control byte per bucket).
+    index: HashTable<u32>,
     /// Seeded per process (hash flooding by chosen hostnames stays impractical).
     hasher: RandomState,
     /// `(deadline in ns, key)` per lease, earliest first.
@@ -100,26 +105,40 @@ pub struct LeaseTable {
 impl LeaseTable {
     /// An empty table whose leases last `lease` after each renew.
     pub fn new(lease: Duration) -> Self {
-        Self { lease, leases: HashTable::new(), hasher: RandomState::new(), by_deadline: BTreeSet::new() }
+        Self {
+            lease,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            by_deadline: BTreeSet::new(),
+        }
     }
 
     fn hash(&self, key: &(impl KeyParts + ?Sized)) -> u64 {
         self.hasher.hash_one(key.parts())
     }
 
-    fn find(&self, key: &(impl KeyParts + ?Sized)) -> Option<&Held> {
+    /// The slot holding `key`.
+    fn slot_of(&self, key: &(impl KeyParts + ?Sized)) -> Option<usize> {
         let parts = key.parts();
-        self.leases.find(self.hash(key), |held| held.key.parts() == parts)
+        let slots = &self.slots;
+        let found = self.index.find(self.hash(key), |&slot| holds(slots, slot, parts))?;
+        Some(*found as usize)
+    }
+
+    fn find(&self, key: &(impl KeyParts + ?Sized)) -> Option<&Held> {
+        self.slots.get(self.slot_of(key)?)?.as_ref()
     }
 
     /// Number of leases.
     pub fn len(&self) -> usize {
-        self.leases.len()
+        self.index.len()
     }
 
     /// True when no lease is held.
     pub fn is_empty(&self) -> bool {
-        self.leases.is_empty()
+        self.index.is_empty()
     }
 
     /// The lease of `key`, if any.
@@ -142,10 +161,15 @@ impl LeaseTable {
     pub fn remove(&mut self, key: &(impl KeyParts + ?Sized)) -> bool {
         let hash = self.hash(key);
         let parts = key.parts();
-        let Ok(entry) = self.leases.find_entry(hash, |held| held.key.parts() == parts) else {
+        let slots = &self.slots;
+        let Ok(entry) = self.index.find_entry(hash, |&slot| holds(slots, slot, parts)) else {
             return false;
         };
-        let (held, _) = entry.remove();
+        let (slot, _) = entry.remove();
+        let Some(held) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return false;
+        };
+        self.free.push(slot);
         self.by_deadline.remove(&(held.lease.deadline, held.key));
         true
     }
@@ -180,7 +204,10 @@ impl LeaseTable {
     ) {
         self.clear();
         let instances = instances.into_iter();
-        self.leases.reserve(instances.size_hint().0, |held| held.hash);
+        let expected = instances.size_hint().0;
+        self.slots.reserve_exact(expected);
+        let slots = &self.slots;
+        self.index.reserve(expected, |&slot| slot_hash(slots, slot));
         for (key, revision) in instances {
             let key = key.into();
             let deadline = now + self.lease + grace + spread_offset(&key, spread);
@@ -224,10 +251,12 @@ impl LeaseTable {
         self.iter_expired(now).take(max).map(|(key, lease)| (key.to_key(), lease.revision)).collect()
     }
 
-    /// Drops every lease (on losing leadership, or before reseeding), and the map's buckets with them,
-    /// so a deposed leader does not keep a leader-sized allocation.
+    /// Drops every lease (on losing leadership, or before reseeding), and the allocations with them, so a
+    /// deposed leader does not keep a leader-sized table.
     pub fn clear(&mut self) {
-        self.leases = HashTable::new();
+        self.slots = Vec::new();
+        self.free = Vec::new();
+        self.index = HashTable::new();
         self.by_deadline.clear();
     }
 
@@ -241,34 +270,56 @@ impl LeaseTable {
     /// Replaces the lease of a known instance by `f(old)`, moving its stored key to the new
     /// `by_deadline` slot. False, and nothing changed, if `key` is unknown.
     fn update(&mut self, key: &(impl KeyParts + ?Sized), f: impl FnOnce(Lease) -> Lease) -> bool {
-        let hash = self.hash(key);
-        let parts = key.parts();
-        let Some(held) = self.leases.find_mut(hash, |held| held.key.parts() == parts) else {
+        let Some(slot) = self.slot_of(key) else {
+            return false;
+        };
+        let Some(held) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
         let (old, new) = (held.lease, Packed::pack(f(held.lease.unpack())));
         if new.deadline != old.deadline {
-            let slot = (old.deadline, held.key.clone());
-            self.by_deadline.remove(&slot);
-            self.by_deadline.insert((new.deadline, slot.1));
+            let entry = (old.deadline, held.key.clone());
+            self.by_deadline.remove(&entry);
+            self.by_deadline.insert((new.deadline, entry.1));
         }
         held.lease = new;
         true
     }
 
-    /// Adds an instance the table does not hold yet.
+    /// Adds an instance the table does not hold yet, in a free slot or a new one.
     fn insert_new(&mut self, key: SharedKey, lease: Lease) {
         let hash = self.hash(&key);
         let lease = Packed::pack(lease);
         self.by_deadline.insert((lease.deadline, key.clone()));
-        self.leases.insert_unique(hash, Held { key, hash, lease }, |held| held.hash);
+        let held = Some(Held { key, hash, lease });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = held;
+                slot
+            }
+            None => {
+                // Grown by an eighth, not doubled: at a million leases a doubling would leave up to 48 MB
+                // unused; the copies stay amortized constant per insert.
+                if self.slots.len() == self.slots.capacity() {
+                    self.slots.reserve_exact((self.slots.len() / 8).max(64));
+                }
+                self.slots.push(held);
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot, |&slot| slot_hash(slots, slot));
     }
 
     /// Checks the module invariants; panics on a violation (tests only).
     #[cfg(test)]
     fn assert_consistent(&self) {
         use std::sync::Arc;
-        assert_eq!(self.by_deadline.len(), self.leases.len(), "one by_deadline entry per lease");
+        assert_eq!(self.by_deadline.len(), self.index.len(), "one by_deadline entry per lease");
+        let used = self.slots.iter().filter(|slot| slot.is_some()).count();
+        assert_eq!(used, self.index.len(), "one used slot per lease");
+        assert_eq!(used + self.free.len(), self.slots.len(), "every other slot is free");
+        assert!(self.free.iter().all(|&slot| self.slots[slot as usize].is_none()), "free slots are empty");
         for (deadline, key) in &self.by_deadline {
             let held = self.find(key).expect("indexed key has a lease");
             assert_eq!(held.hash, self.hash(key), "the kept hash is the key's hash");
@@ -277,6 +328,16 @@ impl LeaseTable {
             assert!(same, "both structures share one copy of {key:?}");
         }
     }
+}
+
+/// Whether `slot` holds the key of `parts`.
+fn holds(slots: &[Option<Held>], slot: u32, parts: [&str; 4]) -> bool {
+    slots.get(slot as usize).and_then(Option::as_ref).is_some_and(|held| held.key.parts() == parts)
+}
+
+/// The kept hash of the key in `slot` (what the index grows by: no key is hashed again).
+fn slot_hash(slots: &[Option<Held>], slot: u32) -> u64 {
+    slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |held| held.hash)
 }
 
 /// Leases in deadline order (the map's own order is seeded per process, so it is not shown).

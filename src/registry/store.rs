@@ -134,7 +134,9 @@ impl Registry {
 
     /// `(key, revision)` of every instance: what a new leader seeds its lease table with.
     pub fn leases(&self) -> impl Iterator<Item = (SharedKey, u64)> + '_ {
-        self.apps.values().flat_map(|app| app.zones.values()).flat_map(Hosts::shared_keys)
+        // Counted, so the lease table is sized once for all of them.
+        let all = self.apps.values().flat_map(|app| app.zones.values()).flat_map(Hosts::shared_keys);
+        Counted { inner: all, left: self.len() }
     }
 
     /// Advances the cursor of `app` (if it still exists) to `max(stamp, high_water + 1)`.
@@ -174,6 +176,26 @@ impl Registry {
             self.apps.remove(&app);
         }
         true
+    }
+}
+
+/// An iterator of a known length (`flat_map` forgets it).
+struct Counted<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
     }
 }
 

@@ -241,9 +241,10 @@ fn remove_sled_leftovers(dir: &Path) -> Result<(), OpenError> {
 }
 
 /// sled's page cache. Its default (1 GiB) let a node at 1,000,000 instances keep hundreds of MB of log and
-/// snapshot pages resident; what the node reads back is the recent log (replication) and, rarely, a
-/// snapshot, so a small cache serves it (issue 12: ≤ 512 MB RSS per node).
-pub const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// snapshot pages resident. Snapshots are files now, and what the node reads back from sled is the recent
+/// log (replication, a few MB behind the tip) and a few metadata keys, so 32 MiB serves it; 64 MiB was the
+/// last ~30 MB of a leader's 512 MB at 1,000,000 instances (issue 12).
+pub const SLED_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Open sled in `dir`, waiting up to [`LOCK_WAIT`] for its lock.
 fn open_db(dir: &Path) -> Result<sled::Db, OpenError> {
