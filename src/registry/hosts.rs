@@ -4,11 +4,12 @@
 //! - Entries are sorted by `instance.hostname`, hostnames are unique. The hostname is stored once, in the
 //!   instance: a `BTreeMap<String, Stored>` kept a second copy as its key (a string header in the node and a
 //!   heap allocation per instance).
-//! - Memory is the entries plus at most one eighth of slack: a B-tree's nodes are 11 slots that sorted
-//!   inserts leave about half full, so a ~200-byte instance cost ~410 bytes of node. Growth is by an eighth
-//!   (at least four slots), so the amortized cost of an insert stays constant; an insert or removal moves the
-//!   zone's later entries (a memmove, a few microseconds for thousands of instances), which apply pays
-//!   anyway when it copies an app shared with a snapshot.
+//! - Memory is the entries plus at most a sixteenth of slack (and four slots): a B-tree's nodes are 11 slots
+//!   that sorted inserts leave about half full, so a ~190-byte instance cost ~410 bytes of node. Growth is by
+//!   a sixteenth (at least four slots), so the amortized cost of an insert stays constant (each entry is
+//!   copied about sixteen times over the zone's growth); an insert or removal moves the zone's later entries
+//!   (a memmove, a few microseconds for thousands of instances), which apply pays anyway when it copies an
+//!   app shared with a snapshot.
 //! - Once it holds an instance, it holds the zone's one [`ZoneKey`] (built from the first instance's shared
 //!   env, appid and zone), from which it hands out the lease keys of its instances: a lease then costs the
 //!   leader a 16-byte key and no allocation. The zone key is derived data: it is not serialized, is rebuilt
@@ -91,7 +92,7 @@ impl Hosts {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i], stored)),
             Err(i) => {
                 if self.entries.len() == self.entries.capacity() {
-                    self.entries.reserve_exact((self.entries.len() / 8).max(4));
+                    self.entries.reserve_exact((self.entries.len() / 16).max(4));
                 }
                 if self.zone.is_none() {
                     self.zone = Some(zone_key_of(&stored));
@@ -261,7 +262,7 @@ mod tests {
             assert_eq!(hosts.get(&name), model.get(&name));
             assert_eq!(hosts.contains_key(&name), model.contains_key(&name));
         }
-        assert!(hosts.capacity() <= hosts.len() + hosts.len() / 8 + 4, "growth slack stays within an eighth");
+        assert!(hosts.capacity() <= hosts.len() + hosts.len() / 16 + 4, "growth slack stays within a sixteenth");
     }
 
     #[test]

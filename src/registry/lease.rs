@@ -6,15 +6,14 @@
 //!
 //! Invariants:
 //! - Each lease lives in one slot of `slots` (48 bytes: key, hash, lease; a removed lease's slot is reused);
-//!   `index` finds a key's slot, `by_deadline` holds exactly one `(deadline, key)` per lease, so expiry is
+//!   `index` finds a key's slot, `by_deadline` holds exactly one `(deadline, slot)` per lease, so expiry is
 //!   found in deadline order without a scan of the whole table. (A hash table of the leases themselves
 //!   had two million 48-byte buckets at a million leases; buckets of a 4-byte slot number cost a tenth.)
 //! - Keys allocate nothing: a [`SharedKey`] is two `Arc`s, its zone's one `ZoneKey` and the stored
-//!   instance's hostname, handed out by the registry (`Hosts::shared_key`), so `slots` and `by_deadline`
-//!   each hold a 16-byte copy of the same key. (Owned keys, four `String`s, cost twice 69 MB for 100,000
-//!   instances; one shared `Arc` of four strings still ~250 bytes per lease at a million; this ~130, see
-//!   `examples/footprint.rs`.) Renew, postpone and a re-register of a known instance move the stored key
-//!   from the old `by_deadline` slot to the new one.
+//!   instance's hostname, handed out by the registry (`Hosts::shared_key`); only `slots` holds it. (Owned keys,
+//!   four `String`s, cost twice 69 MB for 100,000 instances; one shared `Arc` of four strings still ~250
+//!   bytes per lease at a million; this ~100, see `examples/footprint.rs`.) Renew, postpone and a
+//!   re-register of a known instance move the lease's `(deadline, slot)` entry and touch no key.
 //! - Times are kept as nanoseconds in a `u64` (a `Duration` is 16 bytes).
 //! - Lookups take any [`KeyParts`] (an owned `InstanceKey` from a request or a stored `SharedKey`): both
 //!   hash and compare through the same four strings.
@@ -25,7 +24,8 @@
 //!   again: with std's `HashMap`, the resize at 229,000 → 458,000 instances re-hashed every key (four
 //!   strings each) for 250 ms, during which the leader answered nothing.
 //! - A lease is expired when `now > deadline` (strictly, like the original's `now − renew > 90 s`).
-//!   Equal deadlines come out in key order (`Arc` compares by value), so expiry order is deterministic.
+//!   Equal deadlines come out in key order (sorted when read: `by_deadline` orders them by slot), so expiry
+//!   order is deterministic.
 //! - The revision is the one of the last register the table heard of; evictions are proposed with it,
 //!   so an instance re-registered after the decision survives (compare-and-delete in apply).
 
@@ -98,8 +98,8 @@ pub struct LeaseTable {
     index: HashTable<u32>,
     /// Seeded per process (hash flooding by chosen hostnames stays impractical).
     hasher: RandomState,
-    /// `(deadline in ns, key)` per lease, earliest first.
-    by_deadline: BTreeSet<(u64, SharedKey)>,
+    /// `(deadline in ns, slot)` per lease, earliest first (ties are put in key order when read).
+    by_deadline: BTreeSet<(u64, u32)>,
 }
 
 impl LeaseTable {
@@ -170,7 +170,7 @@ impl LeaseTable {
             return false;
         };
         self.free.push(slot);
-        self.by_deadline.remove(&(held.lease.deadline, held.key));
+        self.by_deadline.remove(&(held.lease.deadline, slot));
         true
     }
 
@@ -224,26 +224,39 @@ impl LeaseTable {
     /// heals: its instances get a whole lease to reach the leader again). The number of leases moved.
     pub fn extend_zone(&mut self, zone: &str, deadline: Duration) -> usize {
         let before = nanos(deadline);
-        let keys: Vec<SharedKey> = self
+        let slots: Vec<usize> = self
             .by_deadline
-            .iter()
-            .take_while(|(at, _)| *at < before)
-            .filter(|(_, key)| &*key.zone.zone == zone)
-            .map(|(_, key)| key.clone())
+            .range(..(before, 0))
+            .map(|&(_, slot)| slot as usize)
+            .filter(|&slot| self.held(slot).is_some_and(|held| &*held.key.zone.zone == zone))
             .collect();
-        for key in &keys {
-            self.postpone(key, deadline);
+        for &slot in &slots {
+            self.update_slot(slot, |lease| Lease { deadline, ..lease });
         }
-        keys.len()
+        slots.len()
     }
 
-    /// Expired leases (`now > deadline`), earliest deadline first.
+    /// Expired leases (`now > deadline`), earliest deadline first, equal deadlines in key order.
     pub fn iter_expired(&self, now: Duration) -> impl Iterator<Item = (&SharedKey, Lease)> + '_ {
-        let now = nanos(now);
-        self.by_deadline
-            .iter()
-            .take_while(move |(deadline, _)| *deadline < now)
-            .filter_map(|(_, key)| self.get(key).map(|lease| (key, lease)))
+        let mut expired = self.by_deadline.range(..(nanos(now), 0)).peekable();
+        // One deadline at a time: its slots, put in key order when several share it.
+        let by_deadline = std::iter::from_fn(move || {
+            let &(deadline, first) = expired.next()?;
+            let mut group = vec![first as usize];
+            while let Some(&(_, slot)) = expired.next_if(|(at, _)| *at == deadline) {
+                group.push(slot as usize);
+            }
+            if group.len() > 1 {
+                group.sort_by(|a, b| self.held(*a).map(|h| &h.key).cmp(&self.held(*b).map(|h| &h.key)));
+            }
+            Some(group)
+        });
+        by_deadline.flatten().filter_map(|slot| self.held(slot).map(|held| (&held.key, held.lease.unpack())))
+    }
+
+    /// The lease in `slot`, if the slot is in use.
+    fn held(&self, slot: usize) -> Option<&Held> {
+        self.slots.get(slot)?.as_ref()
     }
 
     /// Up to `max` expired `(key, revision)`, earliest deadline first: an `Evict` batch.
@@ -270,17 +283,22 @@ impl LeaseTable {
     /// Replaces the lease of a known instance by `f(old)`, moving its stored key to the new
     /// `by_deadline` slot. False, and nothing changed, if `key` is unknown.
     fn update(&mut self, key: &(impl KeyParts + ?Sized), f: impl FnOnce(Lease) -> Lease) -> bool {
-        let Some(slot) = self.slot_of(key) else {
-            return false;
-        };
+        match self.slot_of(key) {
+            Some(slot) => self.update_slot(slot, f),
+            None => false,
+        }
+    }
+
+    /// [`Self::update`] of the lease in `slot`.
+    fn update_slot(&mut self, slot: usize, f: impl FnOnce(Lease) -> Lease) -> bool {
         let Some(held) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
         let (old, new) = (held.lease, Packed::pack(f(held.lease.unpack())));
         if new.deadline != old.deadline {
-            let entry = (old.deadline, held.key.clone());
-            self.by_deadline.remove(&entry);
-            self.by_deadline.insert((new.deadline, entry.1));
+            let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            self.by_deadline.remove(&(old.deadline, slot));
+            self.by_deadline.insert((new.deadline, slot));
         }
         held.lease = new;
         true
@@ -290,7 +308,7 @@ impl LeaseTable {
     fn insert_new(&mut self, key: SharedKey, lease: Lease) {
         let hash = self.hash(&key);
         let lease = Packed::pack(lease);
-        self.by_deadline.insert((lease.deadline, key.clone()));
+        let deadline = lease.deadline;
         let held = Some(Held { key, hash, lease });
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -307,6 +325,7 @@ impl LeaseTable {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
+        self.by_deadline.insert((deadline, slot));
         let slots = &self.slots;
         self.index.insert_unique(hash, slot, |&slot| slot_hash(slots, slot));
     }
@@ -314,18 +333,16 @@ impl LeaseTable {
     /// Checks the module invariants; panics on a violation (tests only).
     #[cfg(test)]
     fn assert_consistent(&self) {
-        use std::sync::Arc;
         assert_eq!(self.by_deadline.len(), self.index.len(), "one by_deadline entry per lease");
         let used = self.slots.iter().filter(|slot| slot.is_some()).count();
         assert_eq!(used, self.index.len(), "one used slot per lease");
         assert_eq!(used + self.free.len(), self.slots.len(), "every other slot is free");
         assert!(self.free.iter().all(|&slot| self.slots[slot as usize].is_none()), "free slots are empty");
-        for (deadline, key) in &self.by_deadline {
-            let held = self.find(key).expect("indexed key has a lease");
-            assert_eq!(held.hash, self.hash(key), "the kept hash is the key's hash");
-            assert_eq!(held.lease.deadline, *deadline, "index deadline matches the lease of {key:?}");
-            let same = Arc::ptr_eq(&held.key.zone, &key.zone) && Arc::ptr_eq(&held.key.hostname, &key.hostname);
-            assert!(same, "both structures share one copy of {key:?}");
+        for &(deadline, slot) in &self.by_deadline {
+            let held = self.held(slot as usize).expect("indexed slot holds a lease");
+            assert_eq!(self.slot_of(&held.key), Some(slot as usize), "the index finds {:?} in its slot", held.key);
+            assert_eq!(held.hash, self.hash(&held.key), "the kept hash is the key's hash");
+            assert_eq!(held.lease.deadline, deadline, "index deadline matches the lease of {:?}", held.key);
         }
     }
 }
@@ -348,7 +365,7 @@ impl fmt::Debug for LeaseTable {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let table = self.0;
                 f.debug_map()
-                    .entries(table.by_deadline.iter().filter_map(|(_, k)| table.get(k).map(|l| (k.to_key(), l))))
+                    .entries(table.iter_expired(Duration::MAX).map(|(key, lease)| (key.to_key(), lease)))
                     .finish()
             }
         }
