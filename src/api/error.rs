@@ -134,7 +134,9 @@ impl From<crate::service::Refusal> for ApiError {
     fn from(refusal: crate::service::Refusal) -> Self {
         match refusal {
             crate::service::Refusal::Overloaded(reason) => ApiError::Overload(reason),
-            crate::service::Refusal::Unavailable(reason) => ApiError::ServerErr(reason),
+            crate::service::Refusal::Unavailable(reason) | crate::service::Refusal::OutcomeUnknown(reason) => {
+                ApiError::ServerErr(reason)
+            }
         }
     }
 }

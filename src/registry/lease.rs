@@ -121,9 +121,14 @@ impl LeaseTable {
 
     /// The slot holding `key`.
     fn slot_of(&self, key: &(impl KeyParts + ?Sized)) -> Option<usize> {
+        self.slot_hashed(key, self.hash(key))
+    }
+
+    /// The slot holding `key`, whose hash is `hash`.
+    fn slot_hashed(&self, key: &(impl KeyParts + ?Sized), hash: u64) -> Option<usize> {
         let parts = key.parts();
         let slots = &self.slots;
-        let found = self.index.find(self.hash(key), |&slot| holds(slots, slot, parts))?;
+        let found = self.index.find(hash, |&slot| holds(slots, slot, parts))?;
         Some(*found as usize)
     }
 
@@ -180,8 +185,12 @@ impl LeaseTable {
             match event {
                 LeaseEvent::Registered { key, revision } => {
                     let lease = Lease { deadline: now + self.lease, revision: *revision, renewed_at: now };
-                    if !self.update(key, |_| lease) {
-                        self.insert_new(key.clone(), lease);
+                    let hash = self.hash(key);
+                    match self.slot_hashed(key, hash) {
+                        Some(slot) => {
+                            self.update_slot(slot, |_| lease);
+                        }
+                        None => self.insert_new(key.clone(), hash, lease),
                     }
                 }
                 LeaseEvent::Removed(key) => {
@@ -275,8 +284,12 @@ impl LeaseTable {
 
     /// Inserts or replaces a lease; a known instance keeps its stored key and `key` is dropped.
     fn put(&mut self, key: SharedKey, lease: Lease) {
-        if !self.update(&key, |_| lease) {
-            self.insert_new(key, lease);
+        let hash = self.hash(&key);
+        match self.slot_hashed(&key, hash) {
+            Some(slot) => {
+                self.update_slot(slot, |_| lease);
+            }
+            None => self.insert_new(key, hash, lease),
         }
     }
 
@@ -304,9 +317,8 @@ impl LeaseTable {
         true
     }
 
-    /// Adds an instance the table does not hold yet, in a free slot or a new one.
-    fn insert_new(&mut self, key: SharedKey, lease: Lease) {
-        let hash = self.hash(&key);
+    /// Adds an instance the table does not hold yet (`hash` is its key's), in a free slot or a new one.
+    fn insert_new(&mut self, key: SharedKey, hash: u64, lease: Lease) {
         let lease = Packed::pack(lease);
         let deadline = lease.deadline;
         let held = Some(Held { key, hash, lease });

@@ -51,9 +51,12 @@ pub enum Refusal {
     /// Too much pending work on this node or the leader: retry later.
     #[error("{0}")]
     Overloaded(String),
-    /// The operation cannot be done now (no leader, outcome unknown, not a member, disk low, cut off).
+    /// The operation cannot be done now (no leader, not a member, disk low, cut off).
     #[error("{0}")]
     Unavailable(String),
+    /// A write reached a leader but its answer did not come back in time: it may or may not apply.
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 impl From<RouteError> for Refusal {
@@ -62,7 +65,7 @@ impl From<RouteError> for Refusal {
             RouteError::Overloaded => Refusal::Overloaded("too many pending writes, retry later".into()),
             RouteError::NoLeader(_) => Refusal::Unavailable("no reachable leader; retry later".into()),
             RouteError::Unknown(_) => {
-                Refusal::Unavailable("the write did not complete in time; its outcome is unknown, retry".into())
+                Refusal::OutcomeUnknown("the write did not complete in time; its outcome is unknown, retry".into())
             }
             RouteError::NotMember => Refusal::Unavailable("this node is not a member of the cluster".into()),
             RouteError::Unavailable(reason) => {

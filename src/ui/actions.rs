@@ -23,10 +23,10 @@ use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
 use crate::api::validate::MAX_IDENT_LEN;
-use crate::node::routing::RouteError;
 use crate::node::AppState;
 use crate::registry::command::{Command, Outcome, SetArgs};
 use crate::registry::model::{InstanceKey, STATUS_UP, STATUS_WAITING};
+use crate::service::{Refusal, Service};
 
 /// Who may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,13 +162,12 @@ fn who(access: &Access, peer: Option<SocketAddr>) -> String {
     }
 }
 
-fn route_failure(err: RouteError) -> ConsoleError {
-    let status = match err {
-        RouteError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-        RouteError::Unknown(_) => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
+fn refused(refusal: Refusal) -> ConsoleError {
+    let status = match refusal {
+        Refusal::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+        Refusal::Overloaded(_) | Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
-    ConsoleError::new(status, format!("the action was not applied: {err}"))
+    ConsoleError::new(status, format!("the action was not applied: {refusal}"))
 }
 
 /// The action's handler.
@@ -189,9 +188,7 @@ pub async fn action(
         .map_err(|e| ConsoleError::bad_request(format!("the body must be a JSON action: {e}")))?;
     let command = command_of(&request)?;
     let who = who(&access, peer.map(|Extension(ConnectInfo(addr))| addr));
-    let started = std::time::Instant::now();
-    let result = state.write(command).await;
-    state.history.activity.write(started.elapsed());
+    let result = Service::new(state.clone()).write(command).await;
     let target = format!("{}/{} {} {}", request.env, request.appid, request.zone, request.hostname);
     let outcome = match result {
         Ok(Outcome::Ok) => Ok(Json(ActionDone { message: format!("{} {target}: done", request.action) })),
@@ -200,7 +197,7 @@ pub async fn action(
         }
         Ok(Outcome::Invalid(why)) => Err(ConsoleError::bad_request(why)),
         Ok(Outcome::Evicted(_)) => Err(ConsoleError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected outcome")),
-        Err(err) => Err(route_failure(err)),
+        Err(refusal) => Err(refused(refusal)),
     };
     let result_text = outcome.as_ref().map_or_else(|e| e.message.clone(), |_| "done".to_string());
     tracing::info!(
