@@ -149,6 +149,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a request the node refuses before any handler runs (too many connections, a stopped Raft
+/// core): the API's envelope with `code` (-503 or -500) on `/discovery/*`, as the SDKs expect, and a plain
+/// HTTP 503 everywhere else, so that a health check never reads the node as healthy.
+pub fn refusal(path: &str, message: String, overloaded: bool) -> Response {
+    if !path.starts_with("/discovery/") {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    if overloaded {
+        ApiError::Overload(message).into_response()
+    } else {
+        ApiError::ServerErr(message).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;

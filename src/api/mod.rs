@@ -38,7 +38,7 @@ pub use args::{
     AppCursor, ArgCancel, ArgFetch, ArgFetchs, ArgPoll, ArgPolls, ArgRegister, ArgRenew, ArgSet, FromParams,
 };
 pub use envelope::{Data, Envelope, MapEnvelope};
-pub use error::ApiError;
+pub use error::{refusal, ApiError};
 pub use extract::{BiliParams, Bind};
 pub use params::Params;
 
@@ -80,19 +80,4 @@ pub fn routes(service: Service, api_token: Option<Arc<str>>) -> Router {
         .merge(poll::routes())
         .merge(nodes::routes())
         .with_state(ApiState { service, fetch_cache: Arc::default() })
-}
-
-/// The answer to a request the node refuses before any handler runs (too many connections, a stopped Raft
-/// core): the API's envelope with `code` (-503 or -500) on `/discovery/*`, as the SDKs expect, and a plain
-/// HTTP 503 everywhere else, so that a health check never reads the node as healthy.
-pub fn refusal(path: &str, message: String, overloaded: bool) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if !path.starts_with("/discovery/") {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
-    }
-    if overloaded {
-        ApiError::Overload(message).into_response()
-    } else {
-        ApiError::ServerErr(message).into_response()
-    }
 }

@@ -51,13 +51,17 @@ impl<S: AsRef<str>> FromIterator<S> for Addrs {
     fn from_iter<I: IntoIterator<Item = S>>(addrs: I) -> Self {
         let mut encoded = String::new();
         for addr in addrs {
-            let addr = addr.as_ref();
-            encoded.push_str(&addr.len().to_string());
-            encoded.push(':');
-            encoded.push_str(addr);
+            push_entry(&mut encoded, addr.as_ref());
         }
         Self(encoded.into_boxed_str())
     }
+}
+
+/// Appends one `<byte length>:<address>` entry: the encoding's only writer.
+fn push_entry(encoded: &mut String, addr: &str) {
+    encoded.push_str(&addr.len().to_string());
+    encoded.push(':');
+    encoded.push_str(addr);
 }
 
 impl From<Vec<String>> for Addrs {
@@ -129,9 +133,7 @@ impl<'de> Deserialize<'de> for Addrs {
             fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Addrs, A::Error> {
                 let mut encoded = String::new();
                 while let Some(addr) = access.next_element::<std::borrow::Cow<'de, str>>()? {
-                    encoded.push_str(&addr.len().to_string());
-                    encoded.push(':');
-                    encoded.push_str(&addr);
+                    push_entry(&mut encoded, &addr);
                 }
                 Ok(Addrs(encoded.into_boxed_str()))
             }
