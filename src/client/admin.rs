@@ -165,11 +165,14 @@ impl Client {
             let message = String::from_utf8_lossy(&body).trim().to_string();
             return Err(ClientError::Refused { server: node.to_string(), status: status.as_u16(), message });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::BadAnswer { server: node.to_string(), reason: format!("{path}: {e}") })
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
+            server: node.to_string(),
+            status: status.as_u16(),
+            reason: format!("{path}: {e}"),
+        })
     }
 }
 
 fn transport(server: &str, err: &reqwest::Error) -> ClientError {
-    ClientError::Transport { server: server.to_string(), reason: super::transport_reason(err) }
+    super::transport_error(server, err)
 }

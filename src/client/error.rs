@@ -10,6 +10,10 @@ pub enum ClientError {
         server: String,
         /// What went wrong.
         reason: String,
+        /// False when no connection could be made, so nothing reached the server (the call certainly had
+        /// no effect); true when the request may have been delivered (a timeout, a connection lost after
+        /// sending): a write may have taken effect.
+        sent: bool,
     },
     /// The server answered a business error code (bilibili envelope).
     #[error("{server} answered code {code}: {message}")]
@@ -32,10 +36,12 @@ pub enum ClientError {
         message: String,
     },
     /// The answer was not the expected JSON.
-    #[error("bad answer from {server}: {reason}")]
+    #[error("bad answer from {server}: HTTP {status}: {reason}")]
     BadAnswer {
         /// The server.
         server: String,
+        /// The HTTP status of the answer.
+        status: u16,
         /// What was wrong with it.
         reason: String,
     },
@@ -58,5 +64,18 @@ impl ClientError {
     /// True when the failure was reaching the server (another node may answer).
     pub fn is_transport(&self) -> bool {
         matches!(self, ClientError::Transport { .. })
+    }
+
+    /// True when the call certainly did not reach the server: no connection could be made.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, ClientError::Transport { sent: false, .. })
+    }
+
+    /// The HTTP status of an answer that was not a business envelope (a refusal or a malformed answer).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ClientError::Refused { status, .. } | ClientError::BadAnswer { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 }

@@ -90,6 +90,29 @@ pub struct Polls {
     pub not_modified: bool,
 }
 
+/// One answer of an API route as the server sent it ([`Client::get_envelope`], [`Client::post_envelope`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The node that answered.
+    pub server: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The envelope's business code (0 ok, -304 not modified, -400, -404, -500, -503...).
+    pub code: i64,
+    /// The envelope's message.
+    pub message: String,
+    /// The envelope's `data`.
+    pub data: Option<Value>,
+    /// The envelope's `error` (`polls`: `{"-404": [unknown appids]}`).
+    pub error: Option<Value>,
+}
+
+impl Reply {
+    fn new(server: String, status: u16, answer: Envelope<Value>) -> Self {
+        Reply { server, status, code: answer.code, message: answer.message, data: answer.data, error: answer.error }
+    }
+}
+
 /// A client of a discovery cluster (any members of it). Cheap to clone: clones share the node list.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -311,7 +334,7 @@ impl Client {
         if consistent {
             query.push(("consistent", "1".to_string()));
         }
-        let (server, answer) = self.get::<InstanceInfo>("/discovery/fetch", &query, self.call_timeout).await?;
+        let (server, _, answer) = self.get::<InstanceInfo>("/discovery/fetch", &query, self.call_timeout).await?;
         data(&server, answer)
     }
 
@@ -328,7 +351,7 @@ impl Client {
         if let Some(zone) = zone {
             query.push(("zone", zone.to_string()));
         }
-        let (server, answer) =
+        let (server, _, answer) =
             self.get::<BTreeMap<String, Option<InstanceInfo>>>("/discovery/fetchs", &query, self.call_timeout).await?;
         let apps = data(&server, answer)?;
         Ok(apps.into_iter().filter_map(|(appid, info)| info.map(|info| (appid, info))).collect())
@@ -355,7 +378,7 @@ impl Client {
         let mut query = vec![("env", env.to_string()), ("hostname", hostname.to_string())];
         query.extend(apps.iter().map(|(appid, _)| ("appid", appid.clone())));
         query.extend(apps.iter().map(|(_, cursor)| ("latest_timestamp", cursor.to_string())));
-        let (server, answer) =
+        let (server, _, answer) =
             self.get::<BTreeMap<String, InstanceInfo>>("/discovery/polls", &query, self.poll_timeout).await?;
         let unknown = answer
             .error
@@ -373,8 +396,33 @@ impl Client {
 
     /// `GET /discovery/nodes`: the servers that can serve.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClientError> {
-        let (server, answer) = self.get::<Vec<NodeInfo>>("/discovery/nodes", &[], self.call_timeout).await?;
+        let (server, _, answer) = self.get::<Vec<NodeInfo>>("/discovery/nodes", &[], self.call_timeout).await?;
         data(&server, answer)
+    }
+
+    /// `GET` an API route from the current node on (reads fail over after any transport failure) and
+    /// return the envelope as the server sent it, whatever its code: for tools that judge every answer
+    /// themselves (the chaos workload classifies each one). The typed calls above are built on it.
+    pub async fn get_envelope(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
+        let (server, status, answer) = self.get::<Value>(path, query, timeout).await?;
+        Ok(Reply::new(server, status, answer))
+    }
+
+    /// `POST` a form to an API route (with the API token) and return the envelope as sent, whatever its
+    /// code. Like every write it moves to another node only when no connection could be made.
+    pub async fn post_envelope(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
+        let (server, status, answer) = self.post::<Value>(path, form, timeout).await?;
+        Ok(Reply::new(server, status, answer))
     }
 
     async fn get<T: DeserializeOwned>(
@@ -382,23 +430,31 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<(String, Envelope<T>), ClientError> {
+    ) -> Result<(String, u16, Envelope<T>), ClientError> {
         self.with_failover(Retry::Read, |http, server| {
             http.get(format!("http://{server}{path}")).query(query).timeout(timeout)
         })
         .await
     }
 
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<(String, u16, Envelope<T>), ClientError> {
+        self.with_failover::<T>(Retry::Write, |http, server| {
+            let request = http.post(format!("http://{server}{path}")).form(form).timeout(timeout);
+            match &self.api_token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            }
+        })
+        .await
+    }
+
     async fn write(&self, path: &str, form: Vec<(&str, String)>) -> Result<(), ClientError> {
-        let (server, answer) = self
-            .with_failover::<Value>(Retry::Write, |http, server| {
-                let request = http.post(format!("http://{server}{path}")).form(&form).timeout(self.call_timeout);
-                match &self.api_token {
-                    Some(token) => request.bearer_auth(token),
-                    None => request,
-                }
-            })
-            .await?;
+        let (server, _, answer) = self.post::<Value>(path, &form, self.call_timeout).await?;
         match answer.code {
             0 => Ok(()),
             code => Err(ClientError::Code { server, code, message: answer.message }),
@@ -406,15 +462,15 @@ impl Client {
     }
 
     /// Send the request `build` makes for a node, from the current node on, moving on after a transport
-    /// failure as `retry` allows; the node that answered and its envelope.
+    /// failure as `retry` allows; the node that answered, the HTTP status and the envelope.
     async fn with_failover<T: DeserializeOwned>(
         &self,
         retry: Retry,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<(String, Envelope<T>), ClientError> {
+    ) -> Result<(String, u16, Envelope<T>), ClientError> {
         let nodes = self.node_list();
         if nodes.is_empty() {
-            return Err(ClientError::Transport { server: "-".into(), reason: "no node to call".into() });
+            return Err(ClientError::Transport { server: "-".into(), reason: "no node to call".into(), sent: false });
         }
         let start = self.current.load(Ordering::Relaxed);
         let mut last = None;
@@ -424,18 +480,24 @@ impl Client {
             match build(&self.http, server).send().await {
                 Ok(response) => {
                     self.current.store(at, Ordering::Relaxed);
-                    return decode(server, response).await.map(|answer| (server.clone(), answer));
+                    let status = response.status().as_u16();
+                    return decode(server, response).await.map(|answer| (server.clone(), status, answer));
                 }
                 Err(err) => {
-                    let may_retry = retry == Retry::Read || err.is_connect();
-                    last = Some(ClientError::Transport { server: server.clone(), reason: transport_reason(&err) });
+                    let failure = transport_error(server, &err);
+                    let may_retry = retry == Retry::Read || failure.never_sent();
+                    last = Some(failure);
                     if !may_retry {
                         break;
                     }
                 }
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::Transport { server: "-".into(), reason: "no node answered".into() }))
+        Err(last.unwrap_or_else(|| ClientError::Transport {
+            server: "-".into(),
+            reason: "no node answered".into(),
+            sent: false,
+        }))
     }
 
     fn admin_request(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -449,14 +511,17 @@ impl Client {
 /// Read the answer as a bilibili envelope.
 async fn decode<T: DeserializeOwned>(server: &str, response: reqwest::Response) -> Result<Envelope<T>, ClientError> {
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::Transport { server: server.to_string(), reason: transport_reason(&e) })?;
+    let body = response.bytes().await.map_err(|e| transport_error(server, &e))?;
     serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
         server: server.to_string(),
-        reason: format!("HTTP {status}: {e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+        status: status.as_u16(),
+        reason: format!("{e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
     })
+}
+
+/// A transport failure: `sent` unless the connection could not even be made.
+pub(crate) fn transport_error(server: &str, err: &reqwest::Error) -> ClientError {
+    ClientError::Transport { server: server.to_string(), reason: transport_reason(err), sent: !err.is_connect() }
 }
 
 fn transport_reason(err: &reqwest::Error) -> String {
@@ -473,7 +538,11 @@ fn data<T>(server: &str, answer: Envelope<T>) -> Result<T, ClientError> {
     if answer.code != 0 {
         return Err(ClientError::Code { server: server.to_string(), code: answer.code, message: answer.message });
     }
-    answer.data.ok_or_else(|| ClientError::BadAnswer { server: server.to_string(), reason: "no data".into() })
+    answer.data.ok_or_else(|| ClientError::BadAnswer {
+        server: server.to_string(),
+        status: 200,
+        reason: "no data".into(),
+    })
 }
 
 fn key_form(key: &InstanceKey) -> Vec<(&'static str, String)> {

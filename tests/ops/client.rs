@@ -152,6 +152,16 @@ async fn library_client_round_trip() {
     assert_eq!(client.renew(&key).await.map_err(|e| e.code()), Err(Some(-404)));
     let unreachable = Client::new("127.0.0.1:1").fetch("dev", "x", None, 1).await.expect_err("nothing listens");
     assert!(matches!(unreachable, discovery::client::ClientError::Transport { .. }), "{unreachable}");
+    assert!(unreachable.never_sent(), "a refused connection delivered nothing: {unreachable}");
+
+    // The envelope layer: every answer as sent, whatever its code (what the chaos workload classifies).
+    let form = [("env", "dev".to_string()), ("appid", "lib.svc".to_string()), ("zone", "z1".to_string())];
+    let gone = client.post_envelope("/discovery/renew", &form, Duration::from_secs(5)).await.expect("answered");
+    assert_eq!((gone.status, gone.code), (200, -400), "renew without a hostname: {gone:?}");
+    let query = [("env", "dev".to_string()), ("appid", "lib.svc".to_string()), ("status", "3".to_string())];
+    let read = client.get_envelope("/discovery/fetch", &query, Duration::from_secs(5)).await.expect("answered");
+    assert_eq!(read.code, -404, "every instance was cancelled: {read:?}");
+    assert_eq!(read.server, node.addr);
     node.stop().await;
 }
 
