@@ -36,7 +36,6 @@ pub mod internal_wire;
 pub mod lease_keeper;
 pub mod liveness;
 pub mod long_uri;
-pub mod member_checks;
 pub mod membership;
 pub mod metrics;
 pub mod pipeline;

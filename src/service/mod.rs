@@ -12,6 +12,7 @@
 //! | consistent read | [`Service::linearize`] then [`Service::read`] | `node::routing`: read index, locally or from the leader |
 //! | read a view | [`Service::read`], [`Service::read_registry`], [`Service::members`] | this node's applied state |
 //! | wait for a change (long poll) | [`Service::watch`] | here: subscribe, read, wait, read again |
+//! | change membership | [`Service::add_member`], `promote_member`, `demote_member`, `remove_member` | here ([`membership`]): checks, learner, catch-up, voter |
 //!
 //! Invariants:
 //! - Every refusal is a [`Refusal`]: overloaded (retry later) or unavailable, with a reason an operator can
@@ -21,6 +22,8 @@
 //! - Reads never hold the registry's lock across an `.await`.
 
 pub mod headers;
+mod member_checks;
+pub mod membership;
 mod reads;
 mod renew;
 mod watch;
