@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
+use crate::client::Client;
 use crate::node::admin::{status_view, StatusView};
 use crate::node::AppState;
 
@@ -32,25 +33,24 @@ pub(crate) struct MemberRow {
 /// Every member of this node's membership with its own view of itself.
 pub(crate) async fn member_rows(state: &AppState) -> Vec<MemberRow> {
     let me = status_view(state);
-    let client = reqwest::Client::builder().timeout(MEMBER_TIMEOUT).build().unwrap_or_else(|_| reqwest::Client::new());
+    let client = Client::builder(me.membership.iter().map(|m| m.addr.clone()))
+        .cluster_token(state.config.cluster_token.clone())
+        .call_timeout(MEMBER_TIMEOUT)
+        .connect_timeout(MEMBER_TIMEOUT)
+        .build();
     let asks = me.membership.iter().map(|m| {
-        let client = client.clone();
-        let me = &me;
-        let token = state.config.cluster_token.clone();
+        let (client, me) = (&client, &me);
         async move {
-            let view = if m.id == me.id { Some(me.clone()) } else { ask(&client, &m.addr, token.as_deref()).await };
+            let view = if m.id == me.id { Some(me.clone()) } else { ask(client, &m.addr).await };
             row(m.id, &m.addr, &m.zone, view)
         }
     });
     join_all(asks).await
 }
 
-async fn ask(client: &reqwest::Client, addr: &str, token: Option<&str>) -> Option<StatusView> {
-    let mut request = client.get(format!("http://{addr}/admin/status"));
-    if let Some(token) = token {
-        request = request.header(discovery_raft::TOKEN_HEADER, token);
-    }
-    request.send().await.ok()?.json().await.ok()
+/// `/admin/status` of the member at `addr`, as it reports itself (the library's client, the cluster token).
+async fn ask(client: &Client, addr: &str) -> Option<StatusView> {
+    serde_json::from_value(client.status_json_of(addr).await.ok()?).ok()
 }
 
 fn row(id: u64, addr: &str, zone: &str, view: Option<StatusView>) -> MemberRow {
