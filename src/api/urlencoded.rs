@@ -13,6 +13,10 @@
 //! - Deliberately lenient where Go ≥ 1.17 is strict: `;` is an ordinary character, not an error. The brpc
 //!   client writes register bodies by hand without escaping (`metadata={"a":"b"}` goes raw), which decodes
 //!   fine as long as the raw text holds no `&`, `%` or `+`.
+//!
+//! Why not `serde_urlencoded` / `form_urlencoded`: they decode a bad escape (`%zz`) leniently as the literal
+//! text, where Go, and so every bilibili client's expectations, answer -400 naming the parameter; and they give
+//! no error we could word like Go's. This file is small and its fuzz and unit tests pin Go's behaviour.
 
 use std::fmt;
 

@@ -1,6 +1,10 @@
 //! The HTTP/1.1 accept loop: every route of the node on one listener, with the protections `axum::serve`
 //! does not offer.
 //!
+//! Why a loop of our own and not `axum::serve`: axum's accepts every connection and has no cap, no answer
+//! for the one over the cap, and no header read timeout; hyper's connection builder (used here) has the
+//! timeout and the graceful shutdown, the semaphore and the -503 answer are the part we add.
+//!
 //! Invariants:
 //! - At most `max_connections` connections are served at once. One more is answered a single -503 envelope
 //!   (HTTP 503 outside `/discovery/*`, so health checks see it) and closed (a few of those at a time; beyond that the connection is simply closed), so a flood of
@@ -164,6 +168,10 @@ async fn accept_error(err: std::io::Error) {
 /// handler answers its usual bad-request envelope and the connection, its body unread, is closed).
 ///
 /// A total deadline, not an idle timeout between chunks: a client trickling one byte at a time is cut off.
+/// That is why this is not tower-http's `RequestBodyTimeoutLayer`: its timeout is reset after every frame
+/// (tower-http 0.6 `timeout/body.rs`), so a trickler that sends a byte every few seconds would hold the
+/// connection and its handler forever. tower-http's `TimeoutLayer` does not fit either: it bounds the whole
+/// request, and a long poll legitimately waits 30 s after its body has arrived.
 pub async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
     if request.body().size_hint().exact() == Some(0) {
         return next.run(request).await;
