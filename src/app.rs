@@ -22,7 +22,8 @@ pub const FRONTEND: Frontend = Frontend { routes: client_routes, refusal: crate:
 /// The API (behind `--api-token` for writes, when set) and the console.
 fn client_routes(state: &AppState) -> Router {
     let api_token = state.config.api_token.clone().map(Arc::<str>::from);
-    crate::api::routes(Service::new(state.clone()), api_token).merge(crate::ui::routes().with_state(state.clone()))
+    let service = Service::new(state.clone());
+    crate::api::routes(service.clone(), api_token).merge(crate::ui::routes().with_state(service))
 }
 
 /// Starts a node on an already bound listener (tests pass `127.0.0.1:0`).

@@ -24,6 +24,7 @@
 pub mod headers;
 mod member_checks;
 pub mod membership;
+pub mod node_facts;
 mod reads;
 mod renew;
 mod watch;

@@ -23,7 +23,6 @@ use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
 use crate::api::validate::MAX_IDENT_LEN;
-use crate::node::AppState;
 use crate::registry::command::{Command, Outcome, SetArgs};
 use crate::registry::model::{InstanceKey, STATUS_UP, STATUS_WAITING};
 use crate::service::{Refusal, Service};
@@ -54,8 +53,8 @@ impl Access {
     }
 }
 
-fn access(state: &AppState) -> Access {
-    Access::of(state.config.cluster_token.as_deref(), state.config.api_token.as_deref())
+fn access(state: &Service) -> Access {
+    Access::of(state.config().cluster_token.as_deref(), state.config().api_token.as_deref())
 }
 
 /// What the page may do.
@@ -76,7 +75,7 @@ pub struct SessionView {
 }
 
 /// The session's handler.
-pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Json<SessionView> {
+pub async fn session(State(state): State<Service>, headers: HeaderMap) -> Json<SessionView> {
     let access = access(&state);
     let can_act = access.allows(&headers);
     let note = match (&access, can_act) {
@@ -87,9 +86,9 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Json<
         (Access::Token(_), false) => "Read-only: enter the cluster token to drain or cancel instances.".to_string(),
     };
     Json(SessionView {
-        node: state.config.id,
-        addr: state.config.addr.clone(),
-        zone: state.config.zone.clone(),
+        node: state.config().id,
+        addr: state.config().addr.clone(),
+        zone: state.config().zone.clone(),
         token_required: access != Access::Open,
         can_act,
         note,
@@ -172,7 +171,7 @@ fn refused(refusal: Refusal) -> ConsoleError {
 
 /// The action's handler.
 pub async fn action(
-    State(state): State<AppState>,
+    State(state): State<Service>,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Bytes,
@@ -188,7 +187,7 @@ pub async fn action(
         .map_err(|e| ConsoleError::bad_request(format!("the body must be a JSON action: {e}")))?;
     let command = command_of(&request)?;
     let who = who(&access, peer.map(|Extension(ConnectInfo(addr))| addr));
-    let result = Service::new(state.clone()).write(command).await;
+    let result = state.write(command).await;
     let target = format!("{}/{} {} {}", request.env, request.appid, request.zone, request.hostname);
     let outcome = match result {
         Ok(Outcome::Ok) => Ok(Json(ActionDone { message: format!("{} {target}: done", request.action) })),

@@ -16,11 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ConsoleError;
 use super::leader;
-use crate::node::charts::unix_ms;
-use crate::node::lease_keeper::LeaseFigures;
-use crate::node::AppState;
 use crate::registry::changes::{status_text, ChangeKind};
 use crate::registry::model::{Instance, InstanceKey};
+use crate::service::node_facts::{unix_ms, LeaseFigures};
+use crate::service::Service;
 
 /// Which app.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,32 +141,33 @@ fn ms(ns: i64) -> i64 {
     ns / 1_000_000
 }
 
-fn instances_of(state: &AppState, query: &AppQuery) -> Vec<Instance> {
-    let registry = state.registry.read();
-    registry
-        .app(&query.env, &query.appid)
-        .map(|app| app.instances().map(|s| s.instance.clone()).collect())
-        .unwrap_or_default()
+fn instances_of(state: &Service, query: &AppQuery) -> Vec<Instance> {
+    state.read_registry(|registry| {
+        registry
+            .app(&query.env, &query.appid)
+            .map(|app| app.instances().map(|s| s.instance.clone()).collect())
+            .unwrap_or_default()
+    })
 }
 
 /// This node's lease figures, if it keeps the leases.
-fn local_leases(state: &AppState, instances: &[Instance]) -> Option<LeaseList> {
+fn local_leases(state: &Service, instances: &[Instance]) -> Option<LeaseList> {
     let keys: Vec<InstanceKey> = instances.iter().map(Instance::key).collect();
-    let figures = state.lessor.lease_figures(&state.registry, &keys)?;
+    let figures = state.lease_figures(&keys)?;
     let leases = instances
         .iter()
         .zip(figures)
         .map(|(i, lease)| HostLease { zone: i.zone.to_string(), hostname: i.hostname.to_string(), lease })
         .collect();
-    Some(LeaseList { leader: state.config.id, leases })
+    Some(LeaseList { leader: state.config().id, leases })
 }
 
-async fn leases_from_leader(state: &AppState, query: &AppQuery, instances: &[Instance]) -> Result<LeaseList, String> {
+async fn leases_from_leader(state: &Service, query: &AppQuery, instances: &[Instance]) -> Result<LeaseList, String> {
     if let Some(list) = local_leases(state, instances) {
         return Ok(list);
     }
-    let (id, addr) = leader::leader(state).ok_or_else(|| "no leader is known to this node".to_string())?;
-    if id == state.config.id {
+    let (id, addr) = state.leader().ok_or_else(|| "no leader is known to this node".to_string())?;
+    if id == state.config().id {
         return Err("this node is the leader but its lease table is not active yet (just elected)".into());
     }
     let path = format!(
@@ -179,7 +179,7 @@ async fn leases_from_leader(state: &AppState, query: &AppQuery, instances: &[Ins
 }
 
 /// The app page's handler.
-pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -> Result<Json<AppView>, ConsoleError> {
+pub async fn app(State(state): State<Service>, Query(query): Query<AppQuery>) -> Result<Json<AppView>, ConsoleError> {
     query.check()?;
     let instances = instances_of(&state, &query);
     let (mut by_host, leases) = match leases_from_leader(&state, &query, &instances).await {
@@ -207,7 +207,6 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
         })
         .collect::<Vec<_>>();
     let changes = state
-        .registry
         .changes_of(&query.env, &query.appid)
         .into_iter()
         .map(|c| ChangeRow {
@@ -233,7 +232,7 @@ pub async fn app(State(state): State<AppState>, Query(query): Query<AppQuery>) -
 
 /// The leader's lease figures of one app; 409 on a node that does not keep the leases.
 pub async fn leases(
-    State(state): State<AppState>,
+    State(state): State<Service>,
     Query(query): Query<AppQuery>,
 ) -> Result<Json<LeaseList>, ConsoleError> {
     query.check()?;

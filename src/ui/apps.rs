@@ -14,9 +14,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConsoleError;
-use crate::node::AppState;
 use crate::registry::model::STATUS_UP;
 use crate::registry::store::{AppEntry, Hosts, Registry};
+use crate::service::Service;
 
 /// Apps per page unless asked otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -182,10 +182,11 @@ pub fn list_apps(registry: &Registry, query: &AppsQuery) -> Result<AppsPage, Con
 
 /// The handler.
 pub async fn apps(
-    State(state): State<AppState>,
+    State(state): State<Service>,
     Query(query): Query<AppsQuery>,
 ) -> Result<Json<AppsPage>, ConsoleError> {
-    let registry = state.registry.read().clone();
+    // A copy (apps are shared, so this is one reference count per app): the lock is not held while listing.
+    let registry = state.read_registry(Registry::clone);
     list_apps(&registry, &query).map(Json)
 }
 

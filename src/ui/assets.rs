@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::node::AppState;
+use crate::service::Service;
 
 const PAGE: &str = include_str!("assets/console.html");
 const SCRIPT: &str = include_str!("assets/console.js");
@@ -18,7 +18,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 /// `/`, `/ui/console.js`, `/ui/console.css`.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<Service> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
         .route("/ui/console.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))

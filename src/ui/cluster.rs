@@ -16,10 +16,9 @@ use serde::Serialize;
 use super::error::ConsoleError;
 use super::leader;
 use super::members::member_rows;
-use crate::node::admin::{status_view, MemberView};
-use crate::node::charts::{unix_ms, LeaderChange, Sample, SAMPLE_EVERY};
-use crate::node::AppState;
 use crate::registry::lessor::LessorStatus;
+use crate::service::node_facts::{dir_size, unix_ms, LeaderChange, MemberView, Sample, SAMPLE_EVERY};
+use crate::service::Service;
 
 /// This node, as the cluster page heads it.
 #[derive(Debug, Clone, Serialize)]
@@ -127,12 +126,12 @@ fn newest_snapshot(data_dir: &Path, index: Option<u64>) -> Option<SnapshotFile> 
     Some(SnapshotFile { index, bytes, age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX) })
 }
 
-async fn guard_view(state: &AppState) -> GuardView {
-    let local = state.lessor.status();
+async fn guard_view(state: &Service) -> GuardView {
+    let local = state.lease_status();
     if local.active {
-        return GuardView { from: Some(state.config.id), status: serde_json::to_value(local).ok(), note: None };
+        return GuardView { from: Some(state.config().id), status: serde_json::to_value(local).ok(), note: None };
     }
-    let Some((id, addr)) = leader::leader(state).filter(|(id, _)| *id != state.config.id) else {
+    let Some((id, addr)) = state.leader().filter(|(id, _)| *id != state.config().id) else {
         return GuardView { from: None, status: None, note: Some("no other leader is known to this node".into()) };
     };
     match leader::ask::<serde_json::Value>(&addr, "/ui/api/guard").await {
@@ -142,8 +141,8 @@ async fn guard_view(state: &AppState) -> GuardView {
 }
 
 /// The cluster page's handler.
-pub async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
-    let me = status_view(&state);
+pub async fn cluster(State(state): State<Service>) -> Json<ClusterView> {
+    let me = state.status();
     let (rows, guard) = tokio::join!(member_rows(&state), guard_view(&state));
     let members = me
         .membership
@@ -158,15 +157,14 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
             }
         })
         .collect();
-    let data_dir = state.config.data_dir.clone();
+    let data_dir = state.config().data_dir.clone();
     let dir = data_dir.clone();
     let snapshot_index = me.snapshot_index;
-    let (data_dir_bytes, snapshot) = tokio::task::spawn_blocking(move || {
-        (crate::node::metrics::dir_size(&dir), newest_snapshot(&dir, snapshot_index))
-    })
-    .await
-    .unwrap_or((0, None));
-    let disk = state.disk.status();
+    let (data_dir_bytes, snapshot) =
+        tokio::task::spawn_blocking(move || (dir_size(&dir), newest_snapshot(&dir, snapshot_index)))
+            .await
+            .unwrap_or((0, None));
+    let disk = state.disk_status();
     Json(ClusterView {
         node: NodeSummary {
             id: me.id,
@@ -179,7 +177,7 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
             problem: me.problem,
         },
         members,
-        leader_changes: state.history.leader_changes(),
+        leader_changes: state.leader_changes(),
         guard,
         storage: StorageView {
             data_dir: data_dir.display().to_string(),
@@ -194,8 +192,8 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
 }
 
 /// The leader's lessor state; 409 on a node that does not keep the leases.
-pub async fn guard(State(state): State<AppState>) -> Result<Json<LessorStatus>, ConsoleError> {
-    let status = state.lessor.status();
+pub async fn guard(State(state): State<Service>) -> Result<Json<LessorStatus>, ConsoleError> {
+    let status = state.lease_status();
     if !status.active {
         return Err(ConsoleError::new(
             StatusCode::CONFLICT,
@@ -217,6 +215,6 @@ pub struct ChartsView {
 }
 
 /// The charts' handler.
-pub async fn charts(State(state): State<AppState>) -> Json<ChartsView> {
-    Json(ChartsView { node: state.config.id, every_s: SAMPLE_EVERY.as_secs(), samples: state.history.samples() })
+pub async fn charts(State(state): State<Service>) -> Json<ChartsView> {
+    Json(ChartsView { node: state.config().id, every_s: SAMPLE_EVERY.as_secs(), samples: state.samples() })
 }

@@ -8,19 +8,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::node::AppState;
-
 /// How long a page waits for the leader.
 const LEADER_TIMEOUT: Duration = Duration::from_millis(800);
-
-/// The leader's id and address, if one is known.
-pub(crate) fn leader(state: &AppState) -> Option<(u64, String)> {
-    let metrics = state.raft.metrics();
-    let m = metrics.borrow();
-    let id = m.current_leader?;
-    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-    Some((id, addr))
-}
 
 /// `GET path_and_query` on the leader's console routes, decoded; `Err` says why not, for the page.
 pub(crate) async fn ask<T: DeserializeOwned>(addr: &str, path_and_query: &str) -> Result<T, String> {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use crate::client::Client;
-use crate::node::admin::{status_view, StatusView};
-use crate::node::AppState;
+use crate::service::node_facts::StatusView;
+use crate::service::Service;
 
 /// How long the page waits for another member's status.
 const MEMBER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -31,10 +31,10 @@ pub(crate) struct MemberRow {
 }
 
 /// Every member of this node's membership with its own view of itself.
-pub(crate) async fn member_rows(state: &AppState) -> Vec<MemberRow> {
-    let me = status_view(state);
+pub(crate) async fn member_rows(state: &Service) -> Vec<MemberRow> {
+    let me = state.status();
     let client = Client::builder(me.membership.iter().map(|m| m.addr.clone()))
-        .cluster_token(state.config.cluster_token.clone())
+        .cluster_token(state.config().cluster_token.clone())
         .call_timeout(MEMBER_TIMEOUT)
         .connect_timeout(MEMBER_TIMEOUT)
         .build();

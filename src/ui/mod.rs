@@ -29,10 +29,10 @@ mod plain;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::node::AppState;
+use crate::service::Service;
 
 /// Every route of the console.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Service> {
     Router::new()
         .merge(assets::routes())
         .merge(plain::routes())

@@ -17,11 +17,11 @@ use serde::Deserialize;
 
 use super::html::{self, escape, page};
 use super::members::{member_rows, MemberRow};
-use crate::node::AppState;
 use crate::registry::model::{Instance, STATUS_UP};
+use crate::service::Service;
 
 /// Routes of the plain status page.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<Service> {
     Router::new().route("/ui/plain", get(index)).route("/ui/app", get(app_page))
 }
 
@@ -32,7 +32,7 @@ struct Counts {
     total: usize,
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
+async fn index(State(state): State<Service>) -> Html<String> {
     let members = member_rows(&state).await;
     let apps = app_counts(&state);
     let mut body = String::new();
@@ -42,17 +42,18 @@ async fn index(State(state): State<AppState>) -> Html<String> {
     Html(page("discovery", &body))
 }
 
-fn app_counts(state: &AppState) -> BTreeMap<String, BTreeMap<String, Counts>> {
-    let registry = state.registry.read();
-    let mut by_env: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
-    for (key, app) in registry.apps() {
-        let counts = by_env.entry(key.env.clone()).or_default().entry(key.appid.clone()).or_default();
-        for stored in app.instances() {
-            counts.total += 1;
-            counts.up += usize::from(stored.instance.status == STATUS_UP);
+fn app_counts(state: &Service) -> BTreeMap<String, BTreeMap<String, Counts>> {
+    state.read_registry(|registry| {
+        let mut by_env: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
+        for (key, app) in registry.apps() {
+            let counts = by_env.entry(key.env.clone()).or_default().entry(key.appid.clone()).or_default();
+            for stored in app.instances() {
+                counts.total += 1;
+                counts.up += usize::from(stored.instance.status == STATUS_UP);
+            }
         }
-    }
-    by_env
+        by_env
+    })
 }
 
 fn render_members(out: &mut String, members: &[MemberRow]) {
@@ -76,9 +77,9 @@ fn render_members(out: &mut String, members: &[MemberRow]) {
     out.push_str("</table>");
 }
 
-fn render_guard(out: &mut String, state: &AppState) {
+fn render_guard(out: &mut String, state: &Service) {
     out.push_str("<h2>Self-preservation</h2>");
-    let status = state.lessor.status();
+    let status = state.lease_status();
     match status.guard {
         None => out.push_str("<p id=\"guard\">Decided by the leader (this node does not run the lessor).</p>"),
         Some(g) => {
@@ -131,15 +132,13 @@ struct AppQuery {
     appid: Option<String>,
 }
 
-async fn app_page(State(state): State<AppState>, Query(query): Query<AppQuery>) -> Html<String> {
+async fn app_page(State(state): State<Service>, Query(query): Query<AppQuery>) -> Html<String> {
     let (env, appid) = (query.env.unwrap_or_default(), query.appid.unwrap_or_default());
-    let (cursor, instances): (Option<i64>, Vec<Instance>) = {
-        let registry = state.registry.read();
-        match registry.app(&env, &appid) {
+    let (cursor, instances): (Option<i64>, Vec<Instance>) =
+        state.read_registry(|registry| match registry.app(&env, &appid) {
             Some(app) => (Some(app.latest_timestamp), app.instances().map(|s| s.instance.clone()).collect()),
             None => (None, Vec::new()),
-        }
-    };
+        });
     let mut body =
         format!("<p><a href=\"/ui/plain\">&larr; all apps</a></p><h2>{} in env {}</h2>", escape(&appid), escape(&env));
     match cursor {
