@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use discovery::config::Config;
 use serde_json::json;
 
-use crate::support::{wait_until, Inst, Reply, TestNode, WAIT};
+use crate::support::{code_of, wait_until, Inst, Reply, TestNode, WAIT};
 
 /// A short lease with a fast scan and self-preservation off.
 fn short_lease(c: &mut Config) {
@@ -86,11 +86,8 @@ async fn renews_add_no_raft_log_entries() {
     let renews_before = node.state().lessor.status().guard.expect("active lessor").renews_this_min;
     let mut tasks = Vec::new();
     for (i, inst) in insts.iter().cycle().take(200).enumerate() {
-        let (http, url, form) = (node.http.clone(), node.url("/discovery/renew"), inst.clone());
-        tasks.push(tokio::spawn(async move {
-            let resp = http.post(url).form(&form.key_form()).send().await.expect("renew");
-            (i, Reply::read("/discovery/renew", resp).await.code())
-        }));
+        let (client, key) = (node.client.clone(), inst.key());
+        tasks.push(tokio::spawn(async move { (i, code_of(client.renew(&key).await)) }));
     }
     for task in tasks {
         let (i, code) = task.await.expect("task");

@@ -1,6 +1,15 @@
 //! Test support: in-process nodes on ephemeral ports with temp data dirs, HTTP helpers that check the
 //! envelope invariants on every answer, bounded waits on observable state, and golden transcripts.
 //!
+//! Two ways to talk to a node:
+//! - the raw wire helpers ([`TestNode::post`], [`TestNode::get`], [`TestNode::raw`], [`Reply::read`],
+//!   [`Transcript`]) send exactly the bytes a test gives and keep the whole answer (HTTP status, headers,
+//!   body text). They test the wire format itself, so they are deliberately not an API client.
+//! - the typed conveniences a test uses to set up or observe state ([`TestNode::register`],
+//!   [`TestNode::renew`], [`TestNode::cancel`], [`TestNode::fetch`], [`TestNode::hostnames`],
+//!   [`TestNode::cursor`]) go through the library's client, [`TestNode::client`]
+//!   (`discovery::client::Client`), the project's one implementation of the API's client side.
+//!
 //! Every wait here is bounded by a deadline and polls observable state; nothing sleeps for a fixed time to
 //! let state settle.
 
@@ -10,6 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use discovery::client::{Client, InstanceKey};
 use discovery::config::Config;
 use discovery::node::{AppState, RunningNode};
 use serde_json::Value;
@@ -61,8 +71,10 @@ pub struct TestNode {
     pub config: Config,
     /// `127.0.0.1:<port>`.
     pub addr: String,
-    /// HTTP client (pooled, no global timeout: long polls set their own).
+    /// HTTP client for the raw wire helpers (pooled, no global timeout: long polls set their own).
     pub http: reqwest::Client,
+    /// The library's API client of this node (typed calls and its envelope layer).
+    pub client: Client,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -88,7 +100,8 @@ impl TestNode {
         config.validate().expect("test config is valid");
         let node = discovery::app::start(config.clone(), listener).await.expect("node starts");
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("client");
-        let started = TestNode { addr: config.addr.clone(), node: Some(node), config, http, dir };
+        let client = Client::new(&config.addr);
+        let started = TestNode { addr: config.addr.clone(), node: Some(node), config, http, client, dir };
         started.wait_active_leader().await;
         started
     }
@@ -170,50 +183,56 @@ impl TestNode {
         Reply::read(path, resp).await
     }
 
-    /// Register `inst`; panics unless code 0.
+    /// Register `inst` with exactly its form (region, raw metadata text: the fixtures of the golden
+    /// transcripts depend on them), through the client's envelope layer; panics unless code 0.
     pub async fn register(&self, inst: &Inst) {
-        let reply = self.post("/discovery/register", &inst.form()).await;
-        assert_eq!(reply.code(), 0, "register {} answered {}", inst.hostname, reply.text);
+        let form: Vec<(&str, String)> = inst.form().into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        let reply = self.client.post_envelope("/discovery/register", &form, WAIT).await.expect("register");
+        assert_eq!(reply.code, 0, "register {} answered {reply:?}", inst.hostname);
     }
 
     /// Renew; returns the code.
     pub async fn renew(&self, inst: &Inst) -> i64 {
-        self.post("/discovery/renew", &inst.key_form()).await.code()
+        code_of(self.client.renew(&inst.key()).await)
     }
 
     /// Cancel; returns the code.
     pub async fn cancel(&self, inst: &Inst) -> i64 {
-        self.post("/discovery/cancel", &inst.key_form()).await.code()
+        code_of(self.client.cancel(&inst.key()).await)
     }
 
-    /// `fetch` with status 3: `None` on -404, else the `data` object.
+    /// `fetch` with status 3: `None` on -404, else the `data` object as sent (the client's envelope layer:
+    /// callers compare raw fields, `null` metadata included).
     pub async fn fetch(&self, env: &str, appid: &str) -> Option<Value> {
-        let reply = self.get("/discovery/fetch", &[("appid", appid), ("env", env), ("status", "3")]).await;
-        match reply.code() {
-            0 => Some(reply.json()["data"].clone()),
+        let query = [("appid", appid.to_owned()), ("env", env.to_owned()), ("status", "3".to_owned())];
+        let reply = self.client.get_envelope("/discovery/fetch", &query, WAIT).await.expect("fetch");
+        match reply.code {
+            0 => Some(reply.data.expect("fetch data")),
             -404 => None,
-            other => panic!("fetch answered {other}: {}", reply.text),
+            other => panic!("fetch answered {other}: {reply:?}"),
         }
     }
 
     /// Hostnames of (env, appid), all zones and statuses, sorted; empty when the app is unknown.
     pub async fn hostnames(&self, env: &str, appid: &str) -> Vec<String> {
-        let Some(data) = self.fetch(env, appid).await else { return Vec::new() };
-        let mut hosts: Vec<String> = data["instances"]
-            .as_object()
-            .expect("instances object")
-            .values()
-            .flat_map(|list| list.as_array().expect("zone list").iter())
-            .map(|inst| inst["hostname"].as_str().expect("hostname").to_owned())
-            .collect();
-        hosts.sort();
-        hosts
+        match self.client.fetch(env, appid, None, 3).await {
+            Ok(info) => {
+                let mut hosts: Vec<String> = info.all().map(|i| i.hostname.clone()).collect();
+                hosts.sort();
+                hosts
+            }
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => panic!("fetch {appid}: {e}"),
+        }
     }
 
     /// The app cursor, `None` when the app is unknown.
     pub async fn cursor(&self, env: &str, appid: &str) -> Option<i64> {
-        let data = self.fetch(env, appid).await?;
-        Some(data["latest_timestamp"].as_i64().expect("integer cursor"))
+        match self.client.fetch(env, appid, None, 3).await {
+            Ok(info) => Some(info.latest_timestamp),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("fetch {appid}: {e}"),
+        }
     }
 
     /// Number of long polls currently waiting on this node.
@@ -313,6 +332,19 @@ impl Inst {
     /// zone, env, appid, hostname (renew, cancel).
     pub fn key_form(&self) -> Vec<(&str, &str)> {
         vec![("zone", &self.zone), ("env", &self.env), ("appid", &self.appid), ("hostname", &self.hostname)]
+    }
+
+    /// Its key, for the client's typed calls.
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey::new(&self.env, &self.appid, &self.zone, &self.hostname)
+    }
+}
+
+/// The business code of a typed write: 0 when it succeeded; panics when no code came back.
+pub fn code_of(result: Result<(), discovery::client::ClientError>) -> i64 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => e.code().unwrap_or_else(|| panic!("no business code: {e}")),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::api::{code, fetch, register, status_of, Inst};
+use crate::api::{self, code, fetch, register, status_of, Inst};
 use crate::harness::TestCluster;
 use crate::process::free_port;
 use crate::webdriver::{self, artifacts};
@@ -30,12 +30,13 @@ async fn console_finds_an_app_shows_leases_drains_and_shows_the_cluster() {
     let leader = cluster.wait_for_leader(WAIT).await;
     let follower = cluster.others(leader)[0];
     let base = cluster.base(follower);
+    let on_follower = cluster.api(follower);
     for hostname in ["host-a", "host-b", "host-c"] {
-        let reply = register(&cluster.client, &base, &Inst::new("demo.svc", hostname), CALL).await.expect("register");
-        assert_eq!(code(&reply), 0, "{reply}");
+        let reply = register(&on_follower, &Inst::new("demo.svc", hostname), CALL).await.expect("register");
+        assert_eq!(code(&reply), 0, "{reply:?}");
     }
     for i in 0..60 {
-        let reply = register(&cluster.client, &base, &Inst::new(&format!("other.app{i:02}"), "h"), CALL).await;
+        let reply = register(&on_follower, &Inst::new(&format!("other.app{i:02}"), "h"), CALL).await;
         assert_eq!(reply.map(|r| code(&r)), Ok(0));
     }
 
@@ -91,8 +92,8 @@ async fn console_finds_an_app_shows_leases_drains_and_shows_the_cluster() {
         )
         .await;
     let elsewhere = cluster.others(follower)[0];
-    let body = fetch(&cluster.client, &cluster.base(elsewhere), "demo.svc", true, CALL).await.expect("fetch");
-    assert_eq!(status_of(&body, "host-a"), Some(2), "fetch on node {elsewhere} sees the drain: {body}");
+    let body = fetch(&cluster.api(elsewhere), "demo.svc", true, CALL).await.expect("fetch");
+    assert_eq!(status_of(&body, "host-a"), Some(2), "fetch on node {elsewhere} sees the drain: {body:?}");
     assert_eq!(status_of(&body, "host-b"), Some(1));
     browser.screenshot(&shots, "console-app-drained").await;
 
@@ -153,9 +154,9 @@ async fn token_node(token: &str) -> TokenNode {
 async fn console_is_read_only_until_the_cluster_token_is_entered() {
     let Some(browser) = webdriver::start().await else { return };
     let node = token_node("s3cret").await;
-    let client = reqwest::Client::new();
-    let reply = register(&client, &node.base, &Inst::new("demo.svc", "host-a"), CALL).await.expect("register");
-    assert_eq!(code(&reply), 0, "{reply}");
+    let client = api::client(&node.base);
+    let reply = register(&client, &Inst::new("demo.svc", "host-a"), CALL).await.expect("register");
+    assert_eq!(code(&reply), 0, "{reply:?}");
 
     browser.go(&format!("{}/#/app?env=dev&appid=demo.svc", node.base)).await;
     browser
@@ -191,7 +192,7 @@ async fn console_is_read_only_until_the_cluster_token_is_entered() {
             json!([]),
         )
         .await;
-    let body = fetch(&client, &node.base, "demo.svc", false, CALL).await.expect("fetch");
-    assert_eq!(status_of(&body, "host-a"), Some(2), "{body}");
+    let body = fetch(&client, "demo.svc", false, CALL).await.expect("fetch");
+    assert_eq!(status_of(&body, "host-a"), Some(2), "{body:?}");
     browser.quit().await;
 }

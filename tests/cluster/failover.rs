@@ -22,7 +22,7 @@ fn bases(cluster: &TestCluster, ids: &[u64]) -> Vec<String> {
 async fn assert_nothing_lost(cluster: &TestCluster, appid: &str, acked: &[String]) {
     let digest = cluster.wait_converged(Duration::from_secs(30)).await;
     for id in cluster.live() {
-        let hosts = api::hosts_on(&cluster.client, &cluster.base(id), appid).await;
+        let hosts = api::hosts_on(&cluster.api(id), appid).await;
         let missing: BTreeSet<&String> = acked.iter().filter(|h| !hosts.contains(*h)).collect();
         assert!(missing.is_empty(), "node {id} lost {} acknowledged registers: {missing:?}", missing.len());
     }
@@ -39,8 +39,7 @@ async fn leader_kill_under_load_recovers() {
     let mut cluster = TestCluster::start(3, &NO_EXPIRY).await;
     let appid = "failover.leader";
     let first = cluster.wait_for_leader(T).await;
-    let mut writers =
-        Writers::start(&cluster.client, appid, bases(&cluster, &cluster.others(first)), WriteLoad::default());
+    let mut writers = Writers::start(appid, bases(&cluster, &cluster.others(first)), WriteLoad::default());
     let mut figures = Vec::new();
     for round in 1..=5 {
         let leader = cluster.wait_for_leader(T).await;
@@ -77,7 +76,7 @@ async fn kill_and_restart_each_node_under_load_loses_nothing() {
     let mut cluster = TestCluster::start(3, &NO_EXPIRY).await;
     let appid = "failover.each";
     cluster.wait_for_leader(T).await;
-    let writers = Writers::start(&cluster.client, appid, bases(&cluster, &cluster.live()), WriteLoad::default());
+    let writers = Writers::start(appid, bases(&cluster, &cluster.live()), WriteLoad::default());
     writers.wait_more_acks(20, T).await;
     for id in cluster.ids() {
         let was_leader = cluster.leader().await == Some(id);

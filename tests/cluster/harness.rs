@@ -80,8 +80,10 @@ pub struct TestCluster {
     nodes: BTreeMap<u64, NodeProc>,
     extra: Vec<String>,
     dir: Option<tempfile::TempDir>,
-    /// HTTP client with short timeouts (connect 1 s, request 5 s), no proxy.
+    /// HTTP client with short timeouts (connect 1 s, request 5 s), no proxy: operator and console routes.
     pub client: reqwest::Client,
+    /// The library's API client of each node, by address (see [`TestCluster::api`]).
+    api_clients: std::sync::Mutex<BTreeMap<String, discovery::client::Client>>,
     _slot: Option<SemaphorePermit<'static>>,
 }
 
@@ -98,6 +100,7 @@ impl TestCluster {
                 extra: extra.clone(),
                 dir: Some(tempfile::tempdir().expect("tempdir")),
                 client: http_client(),
+                api_clients: Default::default(),
                 _slot: slot.take(),
             };
             cluster.spawn_founders(n);
@@ -188,6 +191,14 @@ impl TestCluster {
     /// `http://<addr of node id>`.
     pub fn base(&self, id: u64) -> String {
         self.url(id, "")
+    }
+
+    /// The library's API client of node `id` alone (no failover: calls go to that node), for
+    /// [`crate::api`]; one per address, cloned (clones share the connection pool).
+    pub fn api(&self, id: u64) -> discovery::client::Client {
+        let addr = self.addr(id);
+        let mut clients = self.api_clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.entry(addr).or_insert_with_key(|addr| crate::api::client(addr)).clone()
     }
 
     /// The advertised address of node `id`.

@@ -27,7 +27,7 @@ async fn register(cluster: &TestCluster, inst: &Inst) {
     let deadline = Instant::now() + T;
     loop {
         let leader = cluster.wait_for_leader(T).await;
-        let answer = api::register(&cluster.client, &cluster.base(leader), inst, T).await;
+        let answer = api::register(&cluster.api(leader), inst, T).await;
         match answer {
             Ok(body) if api::code(&body) == 0 => return,
             other if Instant::now() > deadline => panic!("register {inst:?}: {other:?}"),
@@ -46,7 +46,7 @@ async fn register_all(cluster: &TestCluster, insts: &[Inst]) {
 /// Whether `inst` is absent from every live node.
 async fn gone_everywhere(cluster: &TestCluster, inst: &Inst) -> bool {
     for id in cluster.live() {
-        match api::fetch(&cluster.client, &cluster.base(id), &inst.appid, false, T).await {
+        match api::fetch(&cluster.api(id), &inst.appid, false, T).await {
             Ok(body) if api::code(&body) == -404 => {}
             Ok(body) if api::code(&body) == 0 && !api::hostnames(&body).contains(&inst.hostname) => {}
             _ => return false,
@@ -70,15 +70,15 @@ async fn renewing_instances_survive_leader_kills() {
         max_rounds: 75,
         timeout: Duration::from_secs(3),
     };
-    let renewers = Renewers::start(&cluster.client, insts.clone(), bases(&cluster, &cluster.live()), load);
+    let renewers = Renewers::start(insts.clone(), bases(&cluster, &cluster.live()), load);
     renewers.wait_more_renewed(insts.len(), Duration::from_secs(20)).await;
 
     // The stale instance: registered and renewed once, then never again.
     let stale = Inst::new("lease.stale", "stale-host");
     register(&cluster, &stale).await;
     let leader = cluster.wait_for_leader(T).await;
-    let renewed = api::renew(&cluster.client, &cluster.base(leader), &stale, T).await.expect("renew stale");
-    assert_eq!(api::code(&renewed), 0, "renew of the stale instance on the leader: {renewed}");
+    let renewed = api::renew(&cluster.api(leader), &stale, T).await.expect("renew stale");
+    assert_eq!(api::code(&renewed), 0, "renew of the stale instance on the leader: {renewed:?}");
     assert!(!gone_everywhere(&cluster, &stale).await, "the stale instance must exist before the first kill");
     let before = cluster.wait_converged(T).await;
     assert_eq!(before.instances, insts.len() as u64 + 1, "evictions before the first kill (setup too slow?)");
@@ -133,7 +133,7 @@ async fn renewing_instances_survive_leader_kills() {
     for id in cluster.live() {
         for app in 0..APPS {
             let appid = format!("lease.app{app}");
-            let hosts = api::hosts_on(&cluster.client, &cluster.base(id), &appid).await;
+            let hosts = api::hosts_on(&cluster.api(id), &appid).await;
             let missing: Vec<String> = (0..HOSTS).map(|h| format!("host-{h}")).filter(|h| !hosts.contains(h)).collect();
             if !missing.is_empty() {
                 lost.push(format!("node {id} {appid}: {} missing {missing:?}", missing.len()));

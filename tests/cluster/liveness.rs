@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use discovery::client::wire::STATUS_UP;
+use discovery::client::{Client, Poll};
 
 use crate::api::{self, Inst, ENV};
 use crate::harness::{poll_until, TestCluster};
@@ -17,21 +18,20 @@ const T: Duration = Duration::from_secs(10);
 const FOLLOW_BOUND: Duration = Duration::from_secs(3);
 const APPID: &str = "live.app";
 
-/// The addresses node `id` lists in `infra.discovery`, and its cursor; `None` if it does not answer.
+/// The addresses node `id` lists in `infra.discovery` (up instances), and its cursor; `None` if it does not
+/// answer.
 async fn listed(cluster: &TestCluster, id: u64) -> Option<(BTreeSet<String>, i64)> {
-    let url = cluster.url(id, &format!("/discovery/fetch?appid=infra.discovery&env={ENV}&status=1"));
-    let body: Value = cluster.client.get(url).send().await.ok()?.json().await.ok()?;
-    if api::code(&body) == -404 {
-        return Some((BTreeSet::new(), 0));
+    match cluster.api(id).fetch(ENV, "infra.discovery", None, STATUS_UP).await {
+        Ok(info) => Some((info.all().map(|i| i.hostname.clone()).collect(), info.latest_timestamp)),
+        Err(e) if e.is_not_found() => Some((BTreeSet::new(), 0)),
+        Err(_) => None,
     }
-    (api::code(&body) == 0).then(|| (api::hostnames(&body), api::latest_timestamp(&body).unwrap_or_default()))
 }
 
 /// The addresses node `id` reports in `/discovery/nodes`.
 async fn nodes(cluster: &TestCluster, id: u64) -> Option<BTreeSet<String>> {
-    let body: Value = cluster.client.get(cluster.url(id, "/discovery/nodes")).send().await.ok()?.json().await.ok()?;
-    let list = body.get("data")?.as_array()?;
-    Some(list.iter().filter_map(|n| n.get("addr").and_then(Value::as_str).map(str::to_string)).collect())
+    let list = cluster.api(id).nodes().await.ok()?;
+    Some(list.into_iter().map(|n| n.addr).collect())
 }
 
 /// Wait until every node of `on` lists exactly `expected` (infra.discovery and /discovery/nodes); how long
@@ -86,14 +86,14 @@ async fn a_dead_member_is_dropped_within_3s_and_listed_again_once_caught_up() {
 
     // Writes go on meanwhile; the restarted member catches up, then is listed again everywhere.
     for k in 0..20 {
-        let answer = api::register(&cluster.client, &cluster.base(leader), &Inst::new(APPID, format!("h{k}")), T).await;
+        let answer = api::register(&cluster.api(leader), &Inst::new(APPID, format!("h{k}")), T).await;
         assert_eq!(answer.map(|a| api::code(&a)), Ok(0));
     }
     cluster.restart(victim).await;
     let restarted = Instant::now();
     let took = wait_listing(&cluster, &all, &addrs(&cluster, &all), restarted, T).await;
     eprintln!("follower {victim} listed again {took:?} after its restart");
-    assert_eq!(api::hosts_on(&cluster.client, &cluster.base(victim), APPID).await.len(), 20, "caught up when listed");
+    assert_eq!(api::hosts_on(&cluster.api(victim), APPID).await.len(), 20, "caught up when listed");
 
     // The leader dies: the survivors elect a new one and drop the old leader within the bound.
     let survivors = cluster.others(leader);
@@ -134,20 +134,13 @@ async fn a_node_cut_off_from_the_majority_does_not_declare_it_dead() {
 /// What the Go SDK does at start-up against `seed`: poll `infra.discovery`, take the nodes of its zone, pick
 /// one at random, register there (one attempt, as goim's comet does). The code of that register.
 async fn sdk_start(cluster: &TestCluster, seed: u64, host: &str, pick: usize) -> Result<i64, String> {
-    let url = cluster
-        .url(seed, &format!("/discovery/polls?env={ENV}&hostname={host}&appid=infra.discovery&latest_timestamp=0"));
-    let body: Value =
-        cluster.client.get(url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-    let zones = body.pointer("/data/infra.discovery/instances").and_then(Value::as_object).ok_or(format!("{body}"))?;
-    let mut nodes: Vec<String> = zones
-        .values()
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|i| i.pointer("/addrs/0").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let first = cluster.api(seed).poll(ENV, "infra.discovery", host, 0).await.map_err(|e| e.to_string())?;
+    let Poll::Changed(infra) = first else { return Err(format!("first poll of infra.discovery: {first:?}")) };
+    let mut nodes: Vec<String> =
+        infra.all().filter_map(|i| i.addrs.as_ref().and_then(|a| a.first()).cloned()).collect();
     nodes.sort();
     let node = nodes.get(pick % nodes.len().max(1)).ok_or("no node listed")?;
-    let answer = api::register(&cluster.client, node, &Inst::new(APPID, host), T).await?;
+    let answer = api::register(&api::client(node), &Inst::new(APPID, host), T).await.map_err(|e| e.to_string())?;
     Ok(api::code(&answer))
 }
 
@@ -196,43 +189,40 @@ impl Sdk {
         self.switches += 1;
     }
 
-    /// One `polls` round trip (the server holds it up to its poll timeout).
-    async fn poll(&mut self, client: &reqwest::Client) {
-        let url = format!(
-            "{}/discovery/polls?env={ENV}&hostname=sdk&appid=infra.discovery&appid={APPID}&latest_timestamp={}&latest_timestamp={}",
-            self.node(),
-            self.cursors[0],
-            self.cursors[1]
-        );
-        let answer = client.get(url).timeout(Duration::from_secs(5)).send().await;
-        let body = async { answer?.json::<Value>().await }.await;
-        self.last = format!("{body:?}").chars().take(300).collect();
-        let Ok(body) = body else {
-            self.switch();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            return;
-        };
-        match api::code(&body) {
-            -304 => {}
-            0 => {
-                if let Some(infra) = body.pointer("/data/infra.discovery") {
-                    let addrs: Vec<String> = api::hostnames(&serde_json::json!({"data": infra}))
-                        .into_iter()
-                        .map(|addr| format!("http://{addr}"))
-                        .collect();
+    /// One `polls` round trip (the server holds it up to its poll timeout), through the library's client.
+    async fn poll(&mut self) {
+        let addr = self.node().trim_start_matches("http://").to_string();
+        let client = Client::builder([addr])
+            .connect_timeout(Duration::from_secs(1))
+            .poll_timeout(Duration::from_secs(5))
+            .build();
+        let apps = [("infra.discovery".to_string(), self.cursors[0]), (APPID.to_string(), self.cursors[1])];
+        let answer = client.polls(ENV, "sdk", &apps).await;
+        self.last = format!("{answer:?}").chars().take(300).collect();
+        match answer {
+            // No envelope (transport failure, timeout, not JSON): next node, after a pause.
+            Err(e) if e.code().is_none() => {
+                self.switch();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(_) => self.switch(),
+            Ok(polls) if polls.not_modified => {}
+            Ok(polls) => {
+                if let Some(infra) = polls.changed.get("infra.discovery") {
+                    let listed: BTreeSet<&str> = infra.all().map(|i| i.hostname.as_str()).collect();
+                    let addrs: Vec<String> = listed.into_iter().map(|addr| format!("http://{addr}")).collect();
                     if !addrs.is_empty() {
                         let current = self.node().to_string();
                         self.nodes = addrs;
                         self.at = self.nodes.iter().position(|n| *n == current).unwrap_or(0);
                     }
-                    self.cursors[0] = infra.get("latest_timestamp").and_then(Value::as_i64).unwrap_or(self.cursors[0]);
+                    self.cursors[0] = infra.latest_timestamp;
                 }
-                if let Some(app) = body.pointer(&format!("/data/{APPID}")) {
-                    self.seen.extend(api::hostnames(&serde_json::json!({"data": app})));
-                    self.cursors[1] = app.get("latest_timestamp").and_then(Value::as_i64).unwrap_or(self.cursors[1]);
+                if let Some(app) = polls.changed.get(APPID) {
+                    self.seen.extend(app.all().map(|i| i.hostname.clone()));
+                    self.cursors[1] = app.latest_timestamp;
                 }
             }
-            _ => self.switch(),
         }
     }
 }
@@ -244,7 +234,6 @@ async fn an_sdk_watching_through_a_follower_loss_and_a_leader_loss_sees_every_ch
     let all = cluster.ids();
     // As in production, the service starts against a settled cluster.
     wait_listing(&cluster, &all, &addrs(&cluster, &all), Instant::now(), T).await;
-    let client = cluster.client.clone();
     let mut sdk = Sdk {
         nodes: vec![cluster.base(leader)],
         at: 0,
@@ -255,7 +244,7 @@ async fn an_sdk_watching_through_a_follower_loss_and_a_leader_loss_sees_every_ch
     };
     // Register (once) and renew through the SDK's node, as the SDK does; watch with polls.
     let me = Inst::new(APPID, "sdk-self");
-    assert_eq!(api::register(&client, sdk.node(), &me, T).await.map(|a| api::code(&a)), Ok(0));
+    assert_eq!(api::register(&api::client(sdk.node()), &me, T).await.map(|a| api::code(&a)), Ok(0));
     let mut written = BTreeSet::from(["sdk-self".to_string()]);
     let follower = cluster.others(leader)[0];
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -275,9 +264,7 @@ async fn an_sdk_watching_through_a_follower_loss_and_a_leader_loss_sees_every_ch
         let live: Vec<u64> = cluster.live();
         let registered = poll_until(Instant::now() + T, async || {
             for id in &live {
-                if let Ok(answer) =
-                    api::register(&client, &cluster.base(*id), &Inst::new(APPID, host.as_str()), T).await
-                {
+                if let Ok(answer) = api::register(&cluster.api(*id), &Inst::new(APPID, host.as_str()), T).await {
                     if api::code(&answer) == 0 {
                         return Ok(());
                     }
@@ -289,12 +276,12 @@ async fn an_sdk_watching_through_a_follower_loss_and_a_leader_loss_sees_every_ch
         registered.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
         written.insert(host);
         // The SDK renews on its node; -404 makes it register again (spec §5.1 step 4).
-        if let Ok(answer) = api::renew(&client, sdk.node(), &me, T).await {
+        if let Ok(answer) = api::renew(&api::client(sdk.node()), &me, T).await {
             if api::code(&answer) == -404 {
-                let _ = api::register(&client, sdk.node(), &me, T).await;
+                let _ = api::register(&api::client(sdk.node()), &me, T).await;
             }
         }
-        sdk.poll(&client).await;
+        sdk.poll().await;
     }
     while !written.is_subset(&sdk.seen) {
         assert!(
@@ -307,7 +294,7 @@ async fn an_sdk_watching_through_a_follower_loss_and_a_leader_loss_sees_every_ch
             sdk.last,
             cluster.logs()
         );
-        sdk.poll(&client).await;
+        sdk.poll().await;
     }
     eprintln!("the SDK saw all {} changes, switching nodes {} times", written.len(), sdk.switches);
 }

@@ -23,8 +23,8 @@ fn now_ns() -> i64 {
 
 /// `infra.discovery` on node `id`: its cursor and how many servers it lists.
 async fn infra_on(cluster: &TestCluster, id: u64) -> (i64, usize) {
-    let body = api::fetch(&cluster.client, &cluster.base(id), "infra.discovery", false, T).await.expect("fetch");
-    assert_eq!(api::code(&body), 0, "infra.discovery on node {id}: {body}");
+    let body = api::fetch(&cluster.api(id), "infra.discovery", false, T).await.expect("fetch");
+    assert_eq!(api::code(&body), 0, "infra.discovery on node {id}: {body:?}");
     (api::latest_timestamp(&body).expect("cursor"), api::hostnames(&body).len())
 }
 
@@ -39,7 +39,7 @@ async fn infra_listing(cluster: &TestCluster, id: u64, servers: usize) -> i64 {
 }
 
 async fn assert_has_all(cluster: &TestCluster, id: u64, appid: &str, expected: &[String]) {
-    let hosts = api::hosts_on(&cluster.client, &cluster.base(id), appid).await;
+    let hosts = api::hosts_on(&cluster.api(id), appid).await;
     let missing: BTreeSet<&String> = expected.iter().filter(|h| !hosts.contains(*h)).collect();
     assert!(missing.is_empty(), "node {id} misses {} acknowledged registers: {missing:?}", missing.len());
 }
@@ -55,7 +55,7 @@ async fn grow_to_five_and_shrink_to_three() {
     let before = infra_listing(&cluster, 1, 3).await;
     assert!((started..=now_ns()).contains(&before), "cursor {before} is not a time since the cluster started");
     let light = WriteLoad { writers: 1, pause: Duration::from_millis(40), ..WriteLoad::default() };
-    let mut writers = Writers::start(&cluster.client, appid, bases(&cluster, &cluster.live()), light);
+    let mut writers = Writers::start(appid, bases(&cluster, &cluster.live()), light);
     writers.wait_more_acks(10, T).await;
 
     let growing = now_ns();
@@ -99,10 +99,10 @@ async fn grow_to_five_and_shrink_to_three() {
     for id in removed {
         let started = Instant::now();
         let inst = Inst::new(appid, format!("on-removed-{id}"));
-        let answer = api::register(&cluster.client, &cluster.base(id), &inst, T).await;
+        let answer = api::register(&cluster.api(id), &inst, T).await;
         eprintln!("register on removed node {id}: {answer:?} after {:?}", started.elapsed());
         if let Ok(body) = &answer {
-            assert_ne!(api::code(body), 0, "removed node {id} acknowledged a write: {body}");
+            assert_ne!(api::code(body), 0, "removed node {id} acknowledged a write: {body:?}");
         }
     }
     let acked = writers.stop().await;
@@ -122,8 +122,8 @@ async fn wiped_node_catches_up_by_snapshot() {
     // One at a time, so that each register is its own log entry: > 200 entries, snapshots every 50.
     for k in 0..250 {
         let inst = Inst::new(appid, format!("host-{k}"));
-        let answer = api::register(&cluster.client, &cluster.base(leader), &inst, T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "register #{k}: {answer}");
+        let answer = api::register(&cluster.api(leader), &inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "register #{k}: {answer:?}");
         written.push(inst.hostname);
     }
     let index = cluster.leader_applied(T).await;
@@ -136,8 +136,8 @@ async fn wiped_node_catches_up_by_snapshot() {
     for k in 250..320 {
         let inst = Inst::new(appid, format!("host-{k}"));
         let leader = cluster.wait_for_leader(T).await;
-        let answer = api::register(&cluster.client, &cluster.base(leader), &inst, T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "register #{k}: {answer}");
+        let answer = api::register(&cluster.api(leader), &inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "register #{k}: {answer:?}");
         written.push(inst.hostname);
     }
     cluster.join(victim).await;

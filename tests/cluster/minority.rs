@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use discovery::client::{ClientError, Reply};
+
 use crate::api::{self, Inst};
 use crate::harness::TestCluster;
 
@@ -14,13 +16,11 @@ const APPID: &str = "minority.app";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minority_after_sigstop_two_of_three() {
     let mut cluster = TestCluster::start(3, &["--lease", "10m"]).await;
-    let c = cluster.client.clone();
     let leader = cluster.wait_for_leader(T).await;
     let before: Vec<String> = (0..5).map(|k| format!("before-{k}")).collect();
     for host in &before {
-        let answer =
-            api::register(&c, &cluster.base(leader), &Inst::new(APPID, host.as_str()), T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "{answer}");
+        let answer = api::register(&cluster.api(leader), &Inst::new(APPID, host.as_str()), T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "{answer:?}");
     }
     cluster.wait_converged(T).await;
 
@@ -28,38 +28,38 @@ async fn minority_after_sigstop_two_of_three() {
     let (alone, paused) = (others[0], others[1]);
     cluster.sigstop(leader);
     cluster.sigstop(paused);
-    let base = cluster.base(alone);
+    let on_alone = cluster.api(alone);
 
     let mut latencies = Vec::new();
     for k in 0..5 {
         let started = Instant::now();
-        let answer = api::register(&c, &base, &Inst::new(APPID, format!("during-{k}")), T).await;
+        let answer = api::register(&on_alone, &Inst::new(APPID, format!("during-{k}")), T).await;
         let took = started.elapsed();
         latencies.push(took);
         let body =
             answer.unwrap_or_else(|e| panic!("write #{k} on the minority node got no answer after {took:?}: {e}"));
-        assert_eq!(api::code(&body), -500, "write #{k} on the minority node: {body}");
+        assert_eq!(api::code(&body), -500, "write #{k} on the minority node: {body:?}");
         assert!(
             took <= WRITE_REFUSAL_BUDGET,
             "write #{k} took {took:?} to be refused (budget {WRITE_REFUSAL_BUDGET:?})"
         );
 
         let started = Instant::now();
-        let read = api::fetch(&c, &base, APPID, false, T).await.expect("plain fetch on the minority node");
-        assert_eq!(api::code(&read), 0, "plain fetch on the minority node: {read}");
+        let read = api::fetch(&on_alone, APPID, false, T).await.expect("plain fetch on the minority node");
+        assert_eq!(api::code(&read), 0, "plain fetch on the minority node: {read:?}");
         let hosts = api::hostnames(&read);
-        assert!(before.iter().all(|h| hosts.contains(h)), "minority node lost data: {read}");
+        assert!(before.iter().all(|h| hosts.contains(h)), "minority node lost data: {read:?}");
         assert!(started.elapsed() < Duration::from_secs(1), "plain fetch took {:?}", started.elapsed());
     }
     // Renews and cancels need the leader too: -500 (never -404, which makes clients re-register) in time.
     let known = Inst::new(APPID, before[0].as_str());
-    assert_refused("renew", api::renew(&c, &base, &known, T)).await;
-    assert_refused("cancel", api::cancel(&c, &base, &known, T)).await;
+    assert_refused("renew", api::renew(&on_alone, &known, T)).await;
+    assert_refused("cancel", api::cancel(&on_alone, &known, T)).await;
     let started = Instant::now();
-    let consistent = api::fetch(&c, &base, APPID, true, T).await;
+    let consistent = api::fetch(&on_alone, APPID, true, T).await;
     eprintln!("consistent fetch on the minority node: {consistent:?} after {:?}", started.elapsed());
     if let Ok(body) = &consistent {
-        assert_ne!(api::code(body), 0, "a consistent read without a quorum must not succeed: {body}");
+        assert_ne!(api::code(body), 0, "a consistent read without a quorum must not succeed: {body:?}");
     }
     let mut sorted = latencies.clone();
     sorted.sort();
@@ -71,26 +71,26 @@ async fn minority_after_sigstop_two_of_three() {
     let deadline = Instant::now() + T;
     let after = Inst::new(APPID, "after");
     loop {
-        match api::register(&c, &base, &after, T).await {
+        match api::register(&on_alone, &after, T).await {
             Ok(body) if api::code(&body) == 0 => break,
             other => assert!(Instant::now() < deadline, "writes do not recover after SIGCONT: {other:?}"),
         }
     }
     cluster.wait_converged(T).await;
     for id in cluster.live() {
-        let hosts = api::hosts_on(&c, &cluster.base(id), APPID).await;
+        let hosts = api::hosts_on(&cluster.api(id), APPID).await;
         assert!(hosts.contains(&after.hostname) && before.iter().all(|h| hosts.contains(h)), "node {id}: {hosts:?}");
     }
 }
 
 /// `call` answers -500 within the refusal budget.
-async fn assert_refused(what: &str, call: impl std::future::Future<Output = Result<serde_json::Value, String>>) {
+async fn assert_refused(what: &str, call: impl std::future::Future<Output = Result<Reply, ClientError>>) {
     let started = Instant::now();
     let answer = call.await;
     let took = started.elapsed();
     let body = answer.unwrap_or_else(|e| panic!("{what} on the minority node got no answer after {took:?}: {e}"));
     eprintln!("{what} on the minority node: code {} after {took:?}", api::code(&body));
-    assert_eq!(api::code(&body), -500, "{what} on the minority node: {body}");
+    assert_eq!(api::code(&body), -500, "{what} on the minority node: {body:?}");
     assert!(took <= WRITE_REFUSAL_BUDGET, "{what} took {took:?} to be refused (budget {WRITE_REFUSAL_BUDGET:?})");
 }
 
@@ -101,23 +101,22 @@ async fn assert_refused(what: &str, call: impl std::future::Future<Output = Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_5_a_cut_off_leader_does_not_judge_renews() {
     let mut cluster = TestCluster::start(3, &["--lease", "10m"]).await;
-    let c = cluster.client.clone();
     let leader = cluster.wait_for_leader(T).await;
     let known = Inst::new(APPID, "stale-leader-renew");
-    let answer = api::register(&c, &cluster.base(leader), &known, T).await.expect("register");
-    assert_eq!(api::code(&answer), 0, "{answer}");
-    assert_eq!(api::code(&api::renew(&c, &cluster.base(leader), &known, T).await.expect("renew")), 0);
+    let answer = api::register(&cluster.api(leader), &known, T).await.expect("register");
+    assert_eq!(api::code(&answer), 0, "{answer:?}");
+    assert_eq!(api::code(&api::renew(&cluster.api(leader), &known, T).await.expect("renew")), 0);
 
     // Pause both followers: the leader still believes it leads, but no quorum confirms it any more.
     for id in cluster.others(leader) {
         cluster.sigstop(id);
     }
-    let base = cluster.base(leader);
+    let on_leader = cluster.api(leader);
     let deadline = Instant::now() + WRITE_REFUSAL_BUDGET;
     let mut answers = Vec::new();
     loop {
         let started = Instant::now();
-        let body = api::renew(&c, &base, &known, T).await.expect("the leader answers renews");
+        let body = api::renew(&on_leader, &known, T).await.expect("the leader answers renews");
         answers.push((api::code(&body), started.elapsed()));
         if api::code(&body) == -500 {
             break;
@@ -127,8 +126,8 @@ async fn issue_5_a_cut_off_leader_does_not_judge_renews() {
     }
     // Once refused, never acknowledged again while the majority is away.
     for _ in 0..5 {
-        let body = api::renew(&c, &base, &known, T).await.expect("renew");
-        assert_eq!(api::code(&body), -500, "{body}");
+        let body = api::renew(&on_leader, &known, T).await.expect("renew");
+        assert_eq!(api::code(&body), -500, "{body:?}");
     }
     eprintln!("renews on the cut-off leader: {answers:?}");
     for id in cluster.others(leader) {
@@ -146,9 +145,8 @@ async fn sigterm_ends_a_leader_cut_off_from_its_majority_in_bounded_time() {
         TestCluster::start(3, &["--lease", "1s", "--protect-threshold", "0", "--evict-interval", "200ms"]).await;
     let c = cluster.client.clone();
     let leader = cluster.wait_for_leader(T).await;
-    let answer =
-        api::register(&c, &cluster.base(leader), &Inst::new(APPID, "never-renewed"), T).await.expect("register");
-    assert_eq!(api::code(&answer), 0, "{answer}");
+    let answer = api::register(&cluster.api(leader), &Inst::new(APPID, "never-renewed"), T).await.expect("register");
+    assert_eq!(api::code(&answer), 0, "{answer:?}");
     // Cut the leader off: its eviction of the unrenewed instance can never commit.
     for follower in cluster.others(leader) {
         cluster.sigstop(follower);

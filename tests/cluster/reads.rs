@@ -14,24 +14,23 @@ async fn register_through_follower_visible_everywhere() {
     let cluster = TestCluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader(T).await;
     let follower = cluster.others(leader)[0];
-    let c = &cluster.client;
     let inst = Inst::new("reads.follower", "host-1");
 
-    let answer = api::register(c, &cluster.base(follower), &inst, T).await.expect("register on a follower");
-    assert_eq!(api::code(&answer), 0, "register through follower {follower} answered {answer}");
+    let answer = api::register(&cluster.api(follower), &inst, T).await.expect("register on a follower");
+    assert_eq!(api::code(&answer), 0, "register through follower {follower} answered {answer:?}");
 
     // Read-your-writes: the follower answered only after applying the entry itself.
-    let own = api::fetch(c, &cluster.base(follower), &inst.appid, false, T).await.expect("fetch on the follower");
-    assert_eq!(api::code(&own), 0, "fetch on follower right after its ack: {own}");
-    assert!(api::hostnames(&own).contains(&inst.hostname), "follower does not read its own write: {own}");
+    let own = api::fetch(&cluster.api(follower), &inst.appid, false, T).await.expect("fetch on the follower");
+    assert_eq!(api::code(&own), 0, "fetch on follower right after its ack: {own:?}");
+    assert!(api::hostnames(&own).contains(&inst.hostname), "follower does not read its own write: {own:?}");
     let cursor = api::latest_timestamp(&own).expect("latest_timestamp");
 
     cluster.wait_converged(T).await;
     for id in cluster.live() {
-        let body = api::fetch(c, &cluster.base(id), &inst.appid, false, T).await.expect("fetch");
-        assert_eq!(api::code(&body), 0, "node {id}: {body}");
-        assert!(api::hostnames(&body).contains(&inst.hostname), "node {id} lacks the instance: {body}");
-        assert_eq!(api::latest_timestamp(&body), Some(cursor), "node {id} has another cursor: {body}");
+        let body = api::fetch(&cluster.api(id), &inst.appid, false, T).await.expect("fetch");
+        assert_eq!(api::code(&body), 0, "node {id}: {body:?}");
+        assert!(api::hostnames(&body).contains(&inst.hostname), "node {id} lacks the instance: {body:?}");
+        assert_eq!(api::latest_timestamp(&body), Some(cursor), "node {id} has another cursor: {body:?}");
     }
 }
 
@@ -40,28 +39,28 @@ async fn set_and_cancel_through_follower_read_their_writes() {
     let cluster = TestCluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader(T).await;
     let follower = cluster.others(leader)[0];
-    let (c, base) = (&cluster.client, cluster.base(follower));
+    let on_follower = cluster.api(follower);
     let (kept, cancelled) = (Inst::new("reads.setcancel", "kept"), Inst::new("reads.setcancel", "cancelled"));
     for inst in [&kept, &cancelled] {
-        let answer = api::register(c, &base, inst, T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "{answer}");
+        let answer = api::register(&on_follower, inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "{answer:?}");
     }
 
-    let answer = api::set_status(c, &base, &kept, 2, T).await.expect("set");
-    assert_eq!(api::code(&answer), 0, "set through follower {follower}: {answer}");
-    let own = api::fetch(c, &base, &kept.appid, false, T).await.expect("fetch");
-    assert_eq!(api::status_of(&own, &kept.hostname), Some(2), "follower does not read its own set: {own}");
+    let answer = api::set_status(&on_follower, &kept, 2, T).await.expect("set");
+    assert_eq!(api::code(&answer), 0, "set through follower {follower}: {answer:?}");
+    let own = api::fetch(&on_follower, &kept.appid, false, T).await.expect("fetch");
+    assert_eq!(api::status_of(&own, &kept.hostname), Some(2), "follower does not read its own set: {own:?}");
 
-    let answer = api::cancel(c, &base, &cancelled, T).await.expect("cancel");
-    assert_eq!(api::code(&answer), 0, "cancel through follower {follower}: {answer}");
-    let own = api::fetch(c, &base, &kept.appid, false, T).await.expect("fetch");
-    assert!(!api::hostnames(&own).contains(&cancelled.hostname), "follower does not read its own cancel: {own}");
+    let answer = api::cancel(&on_follower, &cancelled, T).await.expect("cancel");
+    assert_eq!(api::code(&answer), 0, "cancel through follower {follower}: {answer:?}");
+    let own = api::fetch(&on_follower, &kept.appid, false, T).await.expect("fetch");
+    assert!(!api::hostnames(&own).contains(&cancelled.hostname), "follower does not read its own cancel: {own:?}");
 
     cluster.wait_converged(T).await;
     for id in cluster.live() {
-        let body = api::fetch(c, &cluster.base(id), &kept.appid, false, T).await.expect("fetch");
-        assert_eq!(api::status_of(&body, &kept.hostname), Some(2), "node {id}: {body}");
-        assert!(!api::hostnames(&body).contains(&cancelled.hostname), "node {id}: {body}");
+        let body = api::fetch(&cluster.api(id), &kept.appid, false, T).await.expect("fetch");
+        assert_eq!(api::status_of(&body, &kept.hostname), Some(2), "node {id}: {body:?}");
+        assert!(!api::hostnames(&body).contains(&cancelled.hostname), "node {id}: {body:?}");
     }
 }
 
@@ -71,21 +70,20 @@ async fn consistent_read_on_follower_sees_write_acked_elsewhere() {
     let leader = cluster.wait_for_leader(T).await;
     let others = cluster.others(leader);
     let (reader, other) = (others[0], others[1]);
-    let c = &cluster.client;
     let mut latencies = Vec::new();
     for k in 0..20 {
         // Write alternately through the leader and through the other follower; read on `reader`.
         let writer = if k % 2 == 0 { leader } else { other };
         let inst = Inst::new("reads.consistent", format!("host-{k}"));
-        let answer = api::register(c, &cluster.base(writer), &inst, T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "register #{k} on node {writer}: {answer}");
+        let answer = api::register(&cluster.api(writer), &inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "register #{k} on node {writer}: {answer:?}");
         let started = Instant::now();
-        let body = api::fetch(c, &cluster.base(reader), &inst.appid, true, T).await.expect("consistent fetch");
+        let body = api::fetch(&cluster.api(reader), &inst.appid, true, T).await.expect("consistent fetch");
         latencies.push(started.elapsed());
-        assert_eq!(api::code(&body), 0, "consistent fetch #{k} on node {reader}: {body}");
+        assert_eq!(api::code(&body), 0, "consistent fetch #{k} on node {reader}: {body:?}");
         assert!(
             api::hostnames(&body).contains(&inst.hostname),
-            "consistent fetch #{k} on follower {reader} misses {} acknowledged by node {writer}: {body}",
+            "consistent fetch #{k} on follower {reader} misses {} acknowledged by node {writer}: {body:?}",
             inst.hostname
         );
     }
@@ -103,32 +101,32 @@ async fn concurrent_writes_through_a_follower_share_entries_and_read_their_write
     let cluster = TestCluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader(T).await;
     let follower = cluster.others(leader)[0];
-    let base = cluster.base(follower);
+    let on_follower = cluster.api(follower);
     let before = cluster.leader_applied(T).await;
 
     let calls = (0..WRITES).map(|n| {
-        let (client, base) = (cluster.client.clone(), base.clone());
+        let client = on_follower.clone();
         async move {
             let inst = Inst::new("reads.batched", format!("host-{n}"));
-            let answer = api::register(&client, &base, &inst, T).await.expect("register through the follower");
-            assert_eq!(api::code(&answer), 0, "register {n} through the follower: {answer}");
+            let answer = api::register(&client, &inst, T).await.expect("register through the follower");
+            assert_eq!(api::code(&answer), 0, "register {n} through the follower: {answer:?}");
         }
     });
     futures::future::join_all(calls).await;
 
-    let own = api::fetch(&cluster.client, &base, "reads.batched", false, T).await.expect("fetch on the follower");
-    assert_eq!(api::hostnames(&own).len(), WRITES, "the follower reads every write it acknowledged: {own}");
+    let own = api::fetch(&on_follower, "reads.batched", false, T).await.expect("fetch on the follower");
+    assert_eq!(api::hostnames(&own).len(), WRITES, "the follower reads every write it acknowledged: {own:?}");
     let used = cluster.leader_applied(T).await - before;
     eprintln!("{WRITES} concurrent writes through a follower used {used} Raft entries");
     assert!(used < WRITES as u64, "forwarded writes must share entries: {used} entries for {WRITES} writes");
 
     // Consistent reads on the other follower, concurrent, right after more writes acknowledged by the leader.
-    let reader = cluster.base(cluster.others(leader)[1]);
+    let reader = cluster.api(cluster.others(leader)[1]);
     for round in 0..5 {
         let inst = Inst::new("reads.batched", format!("late-{round}"));
-        let answer = api::register(&cluster.client, &cluster.base(leader), &inst, T).await.expect("register");
-        assert_eq!(api::code(&answer), 0, "{answer}");
-        let reads = (0..32).map(|_| api::fetch(&cluster.client, &reader, "reads.batched", true, T));
+        let answer = api::register(&cluster.api(leader), &inst, T).await.expect("register");
+        assert_eq!(api::code(&answer), 0, "{answer:?}");
+        let reads = (0..32).map(|_| api::fetch(&reader, "reads.batched", true, T));
         for body in futures::future::join_all(reads).await {
             let body = body.expect("consistent fetch");
             assert!(api::hostnames(&body).contains(&inst.hostname), "round {round}: a consistent read missed {inst:?}");

@@ -1,12 +1,15 @@
 //! Bounded background renews: tasks that renew a fixed set of instances once per interval, each renew
 //! through a random node of a changeable set, retried on other nodes when it fails; every -404 is kept.
+//! Each renew is the library's typed `Client::renew`, through one client per node.
 //!
 //! Bounds: each task stops after `max_rounds` rounds, at `max_time`, or on `stop()`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use discovery::client::Client;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Inst};
@@ -45,13 +48,13 @@ pub struct Renewers {
 
 impl Renewers {
     /// Renew every instance of `insts` once per `load.interval`, each time through a random target.
-    pub fn start(client: &reqwest::Client, insts: Vec<Inst>, targets: Vec<String>, load: RenewLoad) -> Renewers {
+    pub fn start(insts: Vec<Inst>, targets: Vec<String>, load: RenewLoad) -> Renewers {
         let shared = Arc::new(RenewShared { targets: Mutex::new(targets), ..RenewShared::default() });
         let per_task = insts.len().div_ceil(load.tasks.max(1)).max(1);
         let tasks = insts
             .chunks(per_task)
             .enumerate()
-            .map(|(t, chunk)| tokio::spawn(renew_loop(client.clone(), Arc::clone(&shared), chunk.to_vec(), t, load)))
+            .map(|(t, chunk)| tokio::spawn(renew_loop(Arc::clone(&shared), chunk.to_vec(), t, load)))
             .collect();
         Renewers { shared, tasks }
     }
@@ -71,7 +74,7 @@ impl Renewers {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
-    /// Every renew answered -404 (`appid/hostname via base: body`).
+    /// Every renew answered -404 (`appid/hostname via node: answer`).
     pub fn not_found(&self) -> Vec<String> {
         lock(&self.shared.not_found).clone()
     }
@@ -108,9 +111,10 @@ impl Drop for Renewers {
     }
 }
 
-async fn renew_loop(client: reqwest::Client, shared: Arc<RenewShared>, insts: Vec<Inst>, t: usize, load: RenewLoad) {
+async fn renew_loop(shared: Arc<RenewShared>, insts: Vec<Inst>, t: usize, load: RenewLoad) {
     let started = Instant::now();
     let mut rng = Rng::new(1000 + t as u64);
+    let mut clients: HashMap<String, Client> = HashMap::new();
     let stopped = || shared.stop.load(Ordering::Relaxed) || started.elapsed() > load.max_time;
     for _ in 0..load.max_rounds {
         if stopped() {
@@ -121,7 +125,7 @@ async fn renew_loop(client: reqwest::Client, shared: Arc<RenewShared>, insts: Ve
             if stopped() {
                 return;
             }
-            renew_one(&client, &shared, inst, &mut rng, load.timeout).await;
+            renew_one(&mut clients, &shared, inst, &mut rng, load.timeout).await;
         }
         let next = round + load.interval;
         while Instant::now() < next && !stopped() {
@@ -131,23 +135,30 @@ async fn renew_loop(client: reqwest::Client, shared: Arc<RenewShared>, insts: Ve
 }
 
 /// Renew through a random node; on failure retry on other random nodes, at most 4 attempts.
-async fn renew_one(client: &reqwest::Client, shared: &RenewShared, inst: &Inst, rng: &mut Rng, timeout: Duration) {
+async fn renew_one(
+    clients: &mut HashMap<String, Client>,
+    shared: &RenewShared,
+    inst: &Inst,
+    rng: &mut Rng,
+    timeout: Duration,
+) {
     for _ in 0..4 {
         let target = {
             let targets = lock(&shared.targets);
             (!targets.is_empty()).then(|| targets[rng.below(targets.len())].clone())
         };
         let Some(base) = target else { return };
-        match api::renew(client, &base, inst, timeout).await {
-            Ok(body) if api::code(&body) == 0 => {
+        let client = clients.entry(base).or_insert_with_key(|base| api::client_with(base, timeout));
+        match client.renew(&inst.key()).await {
+            Ok(()) => {
                 shared.renewed.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Ok(body) if api::code(&body) == -404 => {
-                lock(&shared.not_found).push(format!("{}/{} via {base}: {body}", inst.appid, inst.hostname));
+            Err(e) if e.is_not_found() => {
+                lock(&shared.not_found).push(format!("{}/{} via {}: {e}", inst.appid, inst.hostname, client.server()));
                 return;
             }
-            _ => {
+            Err(_) => {
                 shared.failed.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -17,15 +17,14 @@ const T: Duration = Duration::from_secs(30);
 /// Register `n` instances of `appid` through the leader, 32 at a time; their host names.
 async fn populate(cluster: &TestCluster, appid: &str, n: usize) -> Vec<String> {
     let leader = cluster.wait_for_leader(T).await;
-    let base = cluster.base(leader);
+    let on_leader = cluster.api(leader);
     let mut hosts = Vec::new();
     for start in (0..n).step_by(32) {
         let batch: Vec<Inst> = (start..(start + 32).min(n)).map(|k| Inst::new(appid, format!("host-{k:05}"))).collect();
-        let answers =
-            futures::future::join_all(batch.iter().map(|i| api::register(&cluster.client, &base, i, T))).await;
+        let answers = futures::future::join_all(batch.iter().map(|i| api::register(&on_leader, i, T))).await;
         for (inst, answer) in batch.iter().zip(answers) {
             let answer = answer.expect("register");
-            assert_eq!(api::code(&answer), 0, "register {}: {answer}", inst.hostname);
+            assert_eq!(api::code(&answer), 0, "register {}: {answer:?}", inst.hostname);
             hosts.push(inst.hostname.clone());
         }
     }
@@ -77,7 +76,7 @@ async fn a_node_added_after_the_purge_catches_up_by_a_snapshot_of_many_chunks() 
     let total =
         received_total(&cluster, id).unwrap_or_else(|| panic!("node {id} got no snapshot:\n{}", cluster.logs()));
     assert!(total > 20 * 4096, "a snapshot of {total} bytes is not several 4 KiB chunks");
-    let on_new = api::hosts_on(&cluster.client, &cluster.base(id), "snap.chunks").await;
+    let on_new = api::hosts_on(&cluster.api(id), "snap.chunks").await;
     assert_eq!(on_new.len(), hosts.len(), "the new node answers every instance");
 }
 

@@ -1,12 +1,15 @@
 //! Bounded background load: writer tasks registering distinct host names through a changeable set of
-//! nodes, recording every acknowledged (code 0) register with when it was sent and answered.
+//! nodes, recording every acknowledged (code 0) register with when it was sent and answered. Each writer
+//! registers with the library's typed `Client::register`, through one client per node.
 //!
 //! Bounds: each writer stops at `max_time`, after `max_writes` attempts in total, or on `stop()`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use discovery::client::Client;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use tokio::task::JoinHandle;
 
@@ -93,7 +96,7 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Writers {
     /// Start `load.writers` tasks registering `<appid>` hosts through `targets` (base URLs).
-    pub fn start(client: &reqwest::Client, appid: &str, targets: Vec<String>, load: WriteLoad) -> Writers {
+    pub fn start(appid: &str, targets: Vec<String>, load: WriteLoad) -> Writers {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             attempts: AtomicUsize::new(0),
@@ -103,7 +106,7 @@ impl Writers {
             gate: Arc::new(RwLock::new(())),
         });
         let tasks = (0..load.writers)
-            .map(|w| tokio::spawn(write_loop(client.clone(), Arc::clone(&shared), appid.to_string(), w, load)))
+            .map(|w| tokio::spawn(write_loop(Arc::clone(&shared), appid.to_string(), w, load)))
             .collect();
         Writers { shared, tasks, paused: None }
     }
@@ -190,10 +193,11 @@ impl Drop for Writers {
     }
 }
 
-async fn write_loop(client: reqwest::Client, shared: Arc<Shared>, appid: String, w: usize, load: WriteLoad) {
+async fn write_loop(shared: Arc<Shared>, appid: String, w: usize, load: WriteLoad) {
     let started = Instant::now();
     let mut rng = Rng::new(w as u64);
     let mut seq = 0usize;
+    let mut clients: HashMap<String, Client> = HashMap::new();
     while !shared.stop.load(Ordering::Relaxed)
         && started.elapsed() < load.max_time
         && shared.attempts.fetch_add(1, Ordering::Relaxed) < load.max_writes
@@ -211,11 +215,10 @@ async fn write_loop(client: reqwest::Client, shared: Arc<Shared>, appid: String,
         let inst = Inst::new(&appid, format!("w{w}-{seq}"));
         seq += 1;
         let sent = Instant::now();
-        match api::register(&client, &base, &inst, load.timeout).await {
-            Ok(body) if api::code(&body) == 0 => {
-                lock(&shared.acks).push(Ack { hostname: inst.hostname, sent, answered: Instant::now() })
-            }
-            _ => {
+        let client = clients.entry(base).or_insert_with_key(|base| api::client_with(base, load.timeout));
+        match client.register(&inst.registration()).await {
+            Ok(()) => lock(&shared.acks).push(Ack { hostname: inst.hostname, sent, answered: Instant::now() }),
+            Err(_) => {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use discovery::client::wire::STATUS_UP;
+use discovery::client::{InstanceKey, Registration};
+
 use crate::api::{self, Inst, ENV, ZONE};
 use crate::harness::{poll_until, run_cli, TestCluster};
 
@@ -26,16 +29,15 @@ const ARGS: [&str; 8] = ["--zone", ZONE_A, "--lease", "4s", "--protect-threshold
 
 /// `(zone, addr)` of every server `infra.discovery` lists on node `id`.
 async fn infra_zones(cluster: &TestCluster, id: u64) -> BTreeSet<(String, String)> {
-    let url = cluster.url(id, &format!("/discovery/fetch?appid=infra.discovery&env={ENV}&status=1"));
-    let Ok(resp) = cluster.client.get(url).send().await else { return BTreeSet::new() };
-    let Ok(body) = resp.json::<Value>().await else { return BTreeSet::new() };
-    let Some(zones) = body.pointer("/data/instances").and_then(Value::as_object) else { return BTreeSet::new() };
-    zones
+    let Ok(info) = cluster.api(id).fetch(ENV, "infra.discovery", None, STATUS_UP).await else {
+        return BTreeSet::new();
+    };
+    info.instances
         .iter()
-        .flat_map(|(zone, list)| list.as_array().into_iter().flatten().map(move |i| (zone.clone(), i)))
+        .flat_map(|(zone, list)| list.iter().map(move |i| (zone, i)))
         .filter_map(|(zone, i)| {
-            let addr = i.pointer("/addrs/0")?.as_str()?.trim_start_matches("http://").to_string();
-            Some((zone, addr))
+            let addr = i.addrs.as_ref()?.first()?.trim_start_matches("http://").to_string();
+            Some((zone.clone(), addr))
         })
         .collect()
 }
@@ -76,12 +78,13 @@ async fn read_replicas_in_a_second_zone() {
     assert_eq!(zone_b.iter().cloned().collect::<BTreeSet<_>>(), replicas, "zone B's servers are its replicas");
     let appid = "zones.app";
     let inst = Inst::new(appid, "b-1");
-    let body = api::register(&cluster.client, &zone_b[0], &inst, T).await.expect("register through a replica");
-    assert_eq!(api::code(&body), 0, "{body}");
+    let (on_b0, on_b1) = (api::client(&zone_b[0]), api::client(&zone_b[1]));
+    let body = api::register(&on_b0, &inst, T).await.expect("register through a replica");
+    assert_eq!(api::code(&body), 0, "{body:?}");
     // Read-your-writes on the replica that acknowledged it, a consistent read on the other.
-    assert!(api::hosts_on(&cluster.client, &zone_b[0], appid).await.contains("b-1"));
-    let body = api::fetch(&cluster.client, &zone_b[1], appid, true, T).await.expect("consistent fetch");
-    assert_eq!(api::code(&body), 0, "{body}");
+    assert!(api::hosts_on(&on_b0, appid).await.contains("b-1"));
+    let body = api::fetch(&on_b1, appid, true, T).await.expect("consistent fetch");
+    assert_eq!(api::code(&body), 0, "{body:?}");
     assert!(api::hostnames(&body).contains("b-1"), "consistent=1 on a replica sees the acknowledged write");
 
     // /admin/status shows each member's role, zone and lag.
@@ -102,8 +105,8 @@ async fn read_replicas_in_a_second_zone() {
     cluster.kill9(r1);
     cluster.kill9(r2);
     let leader = cluster.wait_for_leader(T).await;
-    let body = api::register(&cluster.client, &cluster.base(leader), &Inst::new(appid, "a-1"), T).await.expect("write");
-    assert_eq!(api::code(&body), 0, "writes need the voters only: {body}");
+    let body = api::register(&cluster.api(leader), &Inst::new(appid, "a-1"), T).await.expect("write");
+    assert_eq!(api::code(&body), 0, "writes need the voters only: {body:?}");
     cluster.restart(r1).await;
     cluster.restart(r2).await;
     cluster.wait_converged(T).await;
@@ -127,8 +130,9 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     let client = cluster.client.clone();
     let b = Inst::new(appid, "b-1");
     let b_base = cluster.base(r1);
-    let body = api::register(&client, &b_base, &b, T).await.expect("register");
-    assert_eq!(api::code(&body), 0, "{body}\n{}", cluster.logs());
+    let on_b = cluster.api(r1);
+    let body = api::register(&on_b, &b, T).await.expect("register");
+    assert_eq!(api::code(&body), 0, "{body:?}\n{}", cluster.logs());
 
     // 1. Zone A (every voter) unreachable from zone B.
     for id in [1, 2, 3] {
@@ -150,19 +154,19 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     })
     .await
     .unwrap_or_else(|e| panic!("no stale header on a cut-off replica: {e}\n{}", cluster.logs()));
-    assert_eq!(api::code(&stale.1), 0, "reads answer from the last state: {}", stale.1);
-    assert!(api::hostnames(&stale.1).contains("b-1"));
+    assert_eq!(stale.1["code"], 0, "reads answer from the last state: {}", stale.1);
+    assert!(api::hosts_in(&stale.1["data"]).contains("b-1"));
     // Writes and renews answer -500 at once, naming the cause.
     for what in ["register", "renew"] {
         let started = Instant::now();
         let body = match what {
-            "register" => api::register(&client, &b_base, &Inst::new(appid, "b-2"), T).await,
-            _ => api::renew(&client, &b_base, &b, T).await,
+            "register" => api::register(&on_b, &Inst::new(appid, "b-2"), T).await,
+            _ => api::renew(&on_b, &b, T).await,
         };
         let took = started.elapsed();
         let body = body.expect("an answer");
-        assert_eq!(api::code(&body), -500, "{what}: {body}");
-        assert!(body["message"].as_str().is_some_and(|m| m.contains("cut off")), "{what}: {body}");
+        assert_eq!(api::code(&body), -500, "{what}: {body:?}");
+        assert!(body.message.contains("cut off"), "{what}: {body:?}");
         assert!(took < Duration::from_millis(500), "{what} took {took:?}: not at once");
     }
     // /healthz says stale after --stale-after (3 s).
@@ -202,34 +206,17 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     //    zone B's replicas and cannot; an instance of zone A that stops renewing is evicted meanwhile.
     //    (b-1 may have expired in step 1: the paused leader saw no cut. Register it again.)
     let leader = cluster.wait_for_leader(T).await;
-    let a_base = cluster.base(leader);
-    assert_eq!(api::code(&api::register(&client, &b_base, &b, T).await.expect("register")), 0);
-    assert_eq!(api::code(&api::renew(&client, &b_base, &b, T).await.expect("renew")), 0);
-    let a_inst = Inst::new(appid, "a-quiet");
-    let a_form = [
-        ("zone", ZONE_A.to_string()),
-        ("env", ENV.to_string()),
-        ("appid", appid.to_string()),
-        ("hostname", a_inst.hostname.clone()),
-        ("status", "1".to_string()),
-        ("addrs", "grpc://10.0.0.9:9000".to_string()),
-    ];
-    let body: Value = client
-        .post(format!("{a_base}/discovery/register"))
-        .form(&a_form)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(api::code(&body), 0, "{body}");
+    let on_a = cluster.api(leader);
+    assert_eq!(api::code(&api::register(&on_b, &b, T).await.expect("register")), 0);
+    assert_eq!(api::code(&api::renew(&on_b, &b, T).await.expect("renew")), 0);
+    let a_quiet = Registration::new(InstanceKey::new(ENV, appid, ZONE_A, "a-quiet"), ["grpc://10.0.0.9:9000"]);
+    on_a.register(&a_quiet).await.unwrap_or_else(|e| panic!("register a-quiet in zone A: {e}"));
     cluster.sigstop(r1);
     cluster.sigstop(r2);
     let cut_at = Instant::now();
     // The quiet zone A instance goes (lease 4 s + the post-election grace is long past).
     let gone = poll_until(Instant::now() + Duration::from_secs(30), async || {
-        let hosts = api::hosts_on(&client, &a_base, appid).await;
+        let hosts = api::hosts_on(&on_a, appid).await;
         if hosts.contains("a-quiet") {
             Err(hosts)
         } else {
@@ -244,24 +231,24 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     while cut_at.elapsed() < Duration::from_secs(9) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(api::hosts_on(&client, &a_base, appid).await.contains("b-1"), "evicted during the cut");
+    assert!(api::hosts_on(&on_a, appid).await.contains("b-1"), "evicted during the cut");
     cluster.sigcont(r1);
     cluster.sigcont(r2);
     // After the heal its renews reach the leader again and it lives on.
     let healed = Instant::now();
     while healed.elapsed() < Duration::from_secs(6) {
         // A connection pooled before the pause may be closed by the resumed node: a client retries.
-        if api::renew(&client, &b_base, &b, T).await.is_ok_and(|body| api::code(&body) == 0) {
+        if api::renew(&on_b, &b, T).await.is_ok_and(|body| api::code(&body) == 0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for _ in 0..8 {
-        let body = api::renew(&client, &b_base, &b, T).await.expect("renew");
-        assert_eq!(api::code(&body), 0, "renew after the heal: {body}");
+        let body = api::renew(&on_b, &b, T).await.expect("renew");
+        assert_eq!(api::code(&body), 0, "renew after the heal: {body:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(api::hosts_on(&client, &a_base, appid).await.contains("b-1"));
+    assert!(api::hosts_on(&on_a, appid).await.contains("b-1"));
     let digest = cluster.wait_converged(T).await;
     assert!(digest.instances >= 1);
 }
