@@ -230,6 +230,12 @@ impl Client {
         self
     }
 
+    /// The same client (sharing its connections and node list) with another deadline for calls but polls.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
     /// The node calls go to first (the one that answered last).
     pub fn server(&self) -> String {
         let nodes = self.node_list();
@@ -425,6 +431,41 @@ impl Client {
         Ok(Reply::new(server, status, answer))
     }
 
+    /// [`Client::get_envelope`] of `node` only, whatever the node list: for tools that choose the node
+    /// of every call themselves (the chaos workload spreads its calls over the members).
+    pub async fn get_envelope_at(
+        &self,
+        node: &str,
+        path: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
+        let nodes = [node.to_string()];
+        let (server, status, answer) = self
+            .send_to::<Value>(&nodes, None, Retry::Read, |http, server| {
+                http.get(format!("http://{server}{path}")).query(query).timeout(timeout)
+            })
+            .await?;
+        Ok(Reply::new(server, status, answer))
+    }
+
+    /// [`Client::post_envelope`] to `node` only, whatever the node list.
+    pub async fn post_envelope_at(
+        &self,
+        node: &str,
+        path: &str,
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Reply, ClientError> {
+        let nodes = [node.to_string()];
+        let (server, status, answer) = self
+            .send_to::<Value>(&nodes, None, Retry::Write, |http, server| {
+                self.post_request(http, server, path, form, timeout)
+            })
+            .await?;
+        Ok(Reply::new(server, status, answer))
+    }
+
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -443,14 +484,22 @@ impl Client {
         form: &[(&str, String)],
         timeout: Duration,
     ) -> Result<(String, u16, Envelope<T>), ClientError> {
-        self.with_failover::<T>(Retry::Write, |http, server| {
-            let request = http.post(format!("http://{server}{path}")).form(form).timeout(timeout);
-            match &self.api_token {
-                Some(token) => request.bearer_auth(token),
-                None => request,
-            }
-        })
-        .await
+        self.with_failover::<T>(Retry::Write, |http, server| self.post_request(http, server, path, form, timeout)).await
+    }
+
+    fn post_request(
+        &self,
+        http: &reqwest::Client,
+        server: &str,
+        path: &str,
+        form: &[(&str, String)],
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
+        let request = http.post(format!("http://{server}{path}")).form(form).timeout(timeout);
+        match &self.api_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     async fn write(&self, path: &str, form: Vec<(&str, String)>) -> Result<(), ClientError> {
@@ -469,17 +518,32 @@ impl Client {
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<(String, u16, Envelope<T>), ClientError> {
         let nodes = self.node_list();
+        let start = self.current.load(Ordering::Relaxed);
+        self.send_to(&nodes, Some(start), retry, build).await
+    }
+
+    /// Send to `nodes` from `start` on, moving on after a transport failure as `retry` allows. With a
+    /// `start` the nodes are the client's list, and the one that answers becomes the current node; without,
+    /// they are a list of the caller's (the `_at` calls), tried from the first, and the current node stays.
+    async fn send_to<T: DeserializeOwned>(
+        &self,
+        nodes: &[String],
+        start: Option<usize>,
+        retry: Retry,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(String, u16, Envelope<T>), ClientError> {
         if nodes.is_empty() {
             return Err(ClientError::Transport { server: "-".into(), reason: "no node to call".into(), sent: false });
         }
-        let start = self.current.load(Ordering::Relaxed);
         let mut last = None;
         for offset in 0..nodes.len() {
-            let at = (start + offset) % nodes.len();
+            let at = (start.unwrap_or(0) + offset) % nodes.len();
             let server = &nodes[at];
             match build(&self.http, server).send().await {
                 Ok(response) => {
-                    self.current.store(at, Ordering::Relaxed);
+                    if start.is_some() {
+                        self.current.store(at, Ordering::Relaxed);
+                    }
                     let status = response.status().as_u16();
                     return decode(server, response).await.map(|answer| (server.clone(), status, answer));
                 }

@@ -162,6 +162,16 @@ async fn library_client_round_trip() {
     let read = client.get_envelope("/discovery/fetch", &query, Duration::from_secs(5)).await.expect("answered");
     assert_eq!(read.code, -404, "every instance was cancelled: {read:?}");
     assert_eq!(read.server, node.addr);
+
+    // The `_at` calls go to the node named, and only there: a client whose list holds a dead node first
+    // reaches the live one through them without moving its current node.
+    let listed = Client::builder(["127.0.0.1:1", node.addr.as_str()]).build();
+    let at = listed.get_envelope_at(&node.addr, "/discovery/fetch", &query, Duration::from_secs(5)).await;
+    assert_eq!(at.map(|r| (r.server, r.code)), Ok((node.addr.clone(), -404)));
+    assert_eq!(listed.server(), "127.0.0.1:1", "a call to a named node leaves the current node alone");
+    let dead = listed.post_envelope_at("127.0.0.1:1", "/discovery/renew", &form, Duration::from_secs(5)).await;
+    let dead = dead.expect_err("only the named node is tried, and nothing listens there");
+    assert!(dead.never_sent(), "{dead}");
     node.stop().await;
 }
 

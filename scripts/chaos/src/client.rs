@@ -12,12 +12,11 @@
 
 use std::time::Duration;
 
+use discovery::client::wire::{Digest, NodeStatus};
+use discovery::client::{Client, ClientError, Reply};
 use serde_json::Value;
 
 use crate::history::{Outcome, Seen};
-
-/// The cluster token header (`discovery_raft::TOKEN_HEADER`).
-pub const TOKEN_HEADER: &str = "x-discovery-token";
 
 /// A classified answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,28 +32,33 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn transport(err: &reqwest::Error) -> Self {
-        let outcome = if err.is_connect() { Outcome::Fail } else { Outcome::Unknown };
-        let kind = if err.is_timeout() {
-            "timeout"
-        } else if err.is_connect() {
-            "connect"
-        } else {
-            "transport"
+    /// A call that got no envelope: nothing reached the node (fail), or it may have (unknown).
+    fn failed(err: &ClientError) -> Self {
+        let outcome = match err {
+            ClientError::Transport { sent: false, .. } => Outcome::Fail,
+            _ if err.http_status().is_some_and(|s| (400..500).contains(&s)) => Outcome::Fail,
+            _ => Outcome::Unknown,
         };
-        Answer { outcome, code: None, err: Some(format!("{kind}: {}", chain(err))), data: None }
+        let kind = match err {
+            ClientError::Transport { sent: false, .. } => "connect",
+            ClientError::Transport { reason, .. } if reason.contains("timed out") => "timeout",
+            ClientError::Transport { .. } => "transport",
+            _ => "answer",
+        };
+        Answer { outcome, code: None, err: Some(format!("{kind}: {err}")), data: None }
     }
-}
 
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    /// An envelope: classified by its code, unless the HTTP status already says (4xx fail, 5xx unknown).
+    fn of(reply: Reply, call: Call) -> Self {
+        if !(200..300).contains(&reply.status) {
+            let outcome = if (400..500).contains(&reply.status) { Outcome::Fail } else { Outcome::Unknown };
+            let err = Some(format!("HTTP {}: {}", reply.status, reply.message));
+            return Answer { outcome, code: None, err, data: None };
+        }
+        let outcome = classify(call, reply.code, &reply.message);
+        let err = (reply.code != 0).then_some(reply.message);
+        Answer { outcome, code: Some(reply.code), err, data: reply.data }
     }
-    text
 }
 
 /// Which codes are definite answers for a call.
@@ -89,81 +93,50 @@ fn classify_code(call: Call, code: i64) -> Outcome {
     }
 }
 
-/// HTTP access to the nodes.
+/// HTTP access to the nodes, through the library's client: every call names its node (the workload
+/// spreads its calls itself and must know which node answered what).
 #[derive(Debug, Clone)]
 pub struct Api {
-    client: reqwest::Client,
-    token: String,
+    client: Client,
 }
 
 impl Api {
-    /// A pooled client; `token` goes on admin calls.
-    pub fn new(token: String) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(1000))
-            .pool_idle_timeout(Duration::from_secs(20))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
-        Ok(Self { client, token })
+    /// A client of `nodes`; `token` goes on admin calls.
+    pub fn new(nodes: Vec<String>, token: String) -> Self {
+        let token = (!token.is_empty()).then_some(token);
+        let client = Client::builder(nodes).cluster_token(token).connect_timeout(Duration::from_millis(1000)).build();
+        Self { client }
     }
 
     /// POST a form to a `/discovery/*` route.
     pub async fn post(&self, addr: &str, path: &str, form: &[(&str, String)], call: Call, timeout: Duration) -> Answer {
-        let request = self.client.post(format!("http://{addr}{path}")).form(form).timeout(timeout);
-        self.send(request, call).await
+        match self.client.post_envelope_at(addr, path, form, timeout).await {
+            Ok(reply) => Answer::of(reply, call),
+            Err(err) => Answer::failed(&err),
+        }
     }
 
     /// GET a `/discovery/*` route.
     pub async fn get(&self, addr: &str, path: &str, query: &[(&str, String)], call: Call, timeout: Duration) -> Answer {
-        let request = self.client.get(format!("http://{addr}{path}")).query(query).timeout(timeout);
-        self.send(request, call).await
+        match self.client.get_envelope_at(addr, path, query, timeout).await {
+            Ok(reply) => Answer::of(reply, call),
+            Err(err) => Answer::failed(&err),
+        }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, call: Call) -> Answer {
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Answer::transport(&e),
-        };
-        let status = response.status();
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Answer { outcome: Outcome::Unknown, ..Answer::transport(&e) },
-        };
-        if !status.is_success() {
-            let outcome = if status.is_client_error() { Outcome::Fail } else { Outcome::Unknown };
-            let err = Some(format!("HTTP {status}: {}", String::from_utf8_lossy(&body).trim()));
-            return Answer { outcome, code: None, err, data: None };
-        }
-        let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-            let err = Some(format!("bad body: {}", String::from_utf8_lossy(&body)));
-            return Answer { outcome: Outcome::Unknown, code: None, err, data: None };
-        };
-        let code = json.get("code").and_then(Value::as_i64);
-        let Some(code) = code else {
-            return Answer { outcome: Outcome::Unknown, code: None, err: Some("no code".into()), data: None };
-        };
-        let message = json.get("message").and_then(Value::as_str).unwrap_or("");
-        let outcome = classify(call, code, message);
-        let err = (code != 0).then(|| message.to_string());
-        Answer { outcome, code: Some(code), err, data: json.get("data").cloned() }
+    /// `/admin/status` of `addr`; None when unreachable or refused.
+    pub async fn status(&self, addr: &str, timeout: Duration) -> Option<NodeStatus> {
+        self.client.clone().with_call_timeout(timeout).status_of(addr).await.ok()
     }
 
-    /// GET an admin route (JSON, not enveloped); None when unreachable or not 200.
-    pub async fn admin(&self, addr: &str, path: &str, timeout: Duration) -> Option<Value> {
-        let request = self.client.get(format!("http://{addr}{path}")).header(TOKEN_HEADER, &self.token);
-        let response = request.timeout(timeout).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
+    /// `/admin/digest` of `addr`; None when unreachable or refused.
+    pub async fn digest(&self, addr: &str, timeout: Duration) -> Option<Digest> {
+        self.client.clone().with_call_timeout(timeout).digest_of(addr).await.ok()
     }
 
     /// `/healthz` answered 200.
     pub async fn healthy(&self, addr: &str, timeout: Duration) -> bool {
-        let request = self.client.get(format!("http://{addr}/healthz")).timeout(timeout);
-        matches!(request.send().await, Ok(r) if r.status().is_success())
+        self.client.clone().with_call_timeout(timeout).health_of(addr).await.is_ok()
     }
 }
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{instances_of, Api, Call};
@@ -20,25 +19,13 @@ type Probe = (bool, bool, String, Option<u64>, Option<String>, Option<u64>);
 /// `learner`: the node is a read replica (`--zones`), which must be a member but not a voter.
 async fn probe(api: &Api, id: u32, addr: &str, learner: bool) -> Probe {
     let timeout = Duration::from_secs(2);
-    let (status, digest) =
-        tokio::join!(api.admin(addr, "/admin/status", timeout), api.admin(addr, "/admin/digest", timeout));
+    let (status, digest) = tokio::join!(api.status(addr, timeout), api.digest(addr, timeout));
     let reachable = status.is_some() && digest.is_some();
-    let role = status.as_ref().and_then(|s| s.get("role")?.as_str().map(str::to_string)).unwrap_or_default();
-    let voter = status.as_ref().and_then(|s| s.get("membership")?.as_array().cloned()).is_some_and(|ms| {
-        ms.iter().any(|m| {
-            m.get("id").and_then(Value::as_u64) == Some(u64::from(id))
-                && m.get("voter").and_then(Value::as_bool) == Some(!learner)
-        })
-    });
+    let role = status.as_ref().map(|s| s.role.clone()).unwrap_or_default();
+    let voter =
+        status.as_ref().is_some_and(|s| s.membership.iter().any(|m| m.id == u64::from(id) && m.voter != learner));
     let d = digest.as_ref();
-    (
-        reachable,
-        voter,
-        role,
-        d.and_then(|d| d.get("last_applied")?.as_u64()),
-        d.and_then(|d| d.get("digest")?.as_str().map(str::to_string)),
-        d.and_then(|d| d.get("instances")?.as_u64()),
-    )
+    (reachable, voter, role, d.and_then(|d| d.last_applied), d.map(|d| d.digest.clone()), d.map(|d| d.instances as u64))
 }
 
 async fn probe_all(api: &Api, header: &Header) -> Vec<Probe> {

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::Api;
@@ -131,12 +130,12 @@ impl Nemesis {
         let queries = live.iter().map(|n| {
             let addr = self.addr(*n);
             let api = self.api.clone();
-            async move { api.admin(&addr, "/admin/status", Duration::from_millis(1500)).await }
+            async move { api.status(&addr, Duration::from_millis(1500)).await }
         });
-        let answers: Vec<Value> = futures::future::join_all(queries).await.into_iter().flatten().collect();
+        let answers: Vec<_> = futures::future::join_all(queries).await.into_iter().flatten().collect();
         answers
             .iter()
-            .filter_map(|s| Some((s.get("term")?.as_u64()?, s.get("leader")?.as_u64()?)))
+            .filter_map(|s| Some((s.term, s.leader?)))
             .max()
             .and_then(|(_, leader)| u32::try_from(leader).ok())
     }
@@ -372,14 +371,10 @@ impl Nemesis {
     async fn wrong_roles(&self) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
         let none = (Vec::new(), Vec::new(), Vec::new());
         let Some(leader) = self.leader().await else { return none };
-        let Some(status) = self.api.admin(&self.addr(leader), "/admin/status", Duration::from_secs(2)).await else {
+        let Some(status) = self.api.status(&self.addr(leader), Duration::from_secs(2)).await else {
             return none;
         };
-        let roles: BTreeMap<u64, bool> = status
-            .get("membership")
-            .and_then(Value::as_array)
-            .map(|ms| ms.iter().filter_map(|m| Some((m.get("id")?.as_u64()?, m.get("voter")?.as_bool()?))).collect())
-            .unwrap_or_default();
+        let roles: BTreeMap<u64, bool> = status.membership.iter().map(|m| (m.id, m.voter)).collect();
         let (mut missing, mut learners, mut voters) = none;
         for node in &self.nodes {
             match (node.learner, roles.get(&u64::from(node.id))) {

@@ -138,7 +138,7 @@ async fn stop_workload(
 /// Run, then check. `Ok(verdict)` whatever the verdict; `Err` when the run itself could not be done.
 pub async fn run(config: RunConfig) -> Result<Verdict, String> {
     let schedule = prepare_schedule(&config)?;
-    let api = Api::new(config.token.clone())?;
+    let api = Api::new(config.nodes.iter().map(|n| n.addr.clone()).collect(), config.token.clone());
     wait_ready(&api, &config.nodes).await?;
     let origin = Instant::now();
     let history_path = config.out.join("history.jsonl");

@@ -494,13 +494,12 @@ async fn sample_statuses(ctx: Arc<Ctx>) {
         let queries = ctx.header.nodes.iter().map(|n| {
             let api = ctx.api.clone();
             let addr = n.addr.clone();
-            async move { (n.id, api.admin(&addr, "/admin/status", Duration::from_millis(500)).await) }
+            async move { (n.id, api.status(&addr, Duration::from_millis(500)).await) }
         });
         for (node, status) in futures::future::join_all(queries).await {
             let Some(status) = status else { continue };
-            let role = status.get("role").and_then(Value::as_str).unwrap_or("?").to_string();
-            let term = status.get("term").and_then(Value::as_u64).unwrap_or(0);
-            let leader = status.get("leader").and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok());
+            let (role, term) = (status.role, status.term);
+            let leader = status.leader.and_then(|l| u32::try_from(l).ok());
             let now = (role, term, leader);
             if last.get(&node) != Some(&now) {
                 let (role, term, leader) = now.clone();
