@@ -12,6 +12,9 @@
 
 mod common;
 
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,9 +49,9 @@ async fn append_until_killed(dir: PathBuf) {
     // Own line: libtest has already printed "test crash_child ... " without a newline.
     writeln!(out, "\nready {next}").unwrap();
     out.flush().unwrap();
-    let mut rng = Rng(next.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = StdRng::seed_from_u64(next);
     loop {
-        let batch = 1 + rng.below(4);
+        let batch = 1 + rng.random_range(0..4);
         let entries = (next..next + batch).map(|i| normal(1, i, &format!("k{i}"), &format!("v{i}")));
         log.blocking_append(entries).await.unwrap();
         next += batch;
@@ -69,7 +72,7 @@ fn crash_never_loses_an_acknowledged_append() {
     let exe = std::env::current_exe().unwrap();
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
     let (mut acked, mut purged, mut rounds_with_acks) = (0u64, 0u64, 0);
 
@@ -77,7 +80,7 @@ fn crash_never_loses_an_acknowledged_append() {
         let mut child = spawn_child(&exe, dir.path());
         let lines = read_lines(child.stdout.take().unwrap());
         // Some rounds kill the child while it opens the dir (sled recovery, leftover cleanup).
-        let during_open = round > 0 && rng.below(6) == 0;
+        let during_open = round > 0 && rng.random_range(0..6) == 0;
         if during_open {
             eprintln!("round {round}: killing the child while it opens the dir");
         } else {
@@ -90,7 +93,11 @@ fn crash_never_loses_an_acknowledged_append() {
             assert!(matches!(err, Some(OpenError::InUse { .. })), "{err:?}");
         }
         // Mostly anywhere in the first 150 ms, sometimes right at the start (open, first append).
-        let delay = if during_open || rng.below(4) == 0 { rng.below(20_000) } else { rng.below(MAX_KILL_DELAY_US) };
+        let delay = if during_open || rng.random_range(0..4) == 0 {
+            rng.random_range(0..20_000)
+        } else {
+            rng.random_range(0..MAX_KILL_DELAY_US)
+        };
         std::thread::sleep(Duration::from_micros(delay));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -116,13 +123,13 @@ fn crash_never_loses_an_acknowledged_append() {
 #[test]
 fn crash_during_initialization_leaves_an_openable_dir() {
     let exe = std::env::current_exe().unwrap();
-    let mut rng = Rng(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+    let mut rng = StdRng::from_os_rng();
     for round in 0..INIT_ROUNDS {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let mut child = spawn_child(&exe, &data_dir);
         // A fresh dir takes the child roughly 50-120 ms to create and initialize (debug build).
-        let delay = rng.below(120_000);
+        let delay = rng.random_range(0..120_000);
         std::thread::sleep(Duration::from_micros(delay));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -206,17 +213,5 @@ impl Lines {
     /// The remaining lines, until the child's end of the pipe closes.
     fn rest(&self) -> impl Iterator<Item = String> + '_ {
         std::iter::from_fn(move || self.rx.recv_timeout(Duration::from_secs(20)).ok())
-    }
-}
-
-/// xorshift64: enough randomness for kill delays and batch sizes, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }

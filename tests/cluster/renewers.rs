@@ -53,8 +53,7 @@ impl Renewers {
         let per_task = insts.len().div_ceil(load.tasks.max(1)).max(1);
         let tasks = insts
             .chunks(per_task)
-            .enumerate()
-            .map(|(t, chunk)| tokio::spawn(renew_loop(Arc::clone(&shared), chunk.to_vec(), t, load)))
+            .map(|chunk| tokio::spawn(renew_loop(Arc::clone(&shared), chunk.to_vec(), load)))
             .collect();
         Renewers { shared, tasks }
     }
@@ -111,9 +110,9 @@ impl Drop for Renewers {
     }
 }
 
-async fn renew_loop(shared: Arc<RenewShared>, insts: Vec<Inst>, t: usize, load: RenewLoad) {
+async fn renew_loop(shared: Arc<RenewShared>, insts: Vec<Inst>, load: RenewLoad) {
     let started = Instant::now();
-    let mut rng = Rng::new(1000 + t as u64);
+    let mut rng = Rng::new();
     let mut clients: HashMap<String, Client> = HashMap::new();
     let stopped = || shared.stop.load(Ordering::Relaxed) || started.elapsed() > load.max_time;
     for _ in 0..load.max_rounds {

@@ -16,22 +16,18 @@ use tokio::task::JoinHandle;
 use crate::api::{self, Inst};
 use crate::harness::poll_until;
 
-/// A tiny xorshift generator: node choice only needs to be spread, not secure.
-pub struct Rng(u64);
+/// Node choice of a writer: only needs to be spread, not reproducible.
+pub struct Rng(rand::rngs::StdRng);
 
 impl Rng {
-    /// Seeded from the clock and `salt`.
-    pub fn new(salt: u64) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
-        Self((nanos as u64 ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
+    /// Seeded by the OS.
+    pub fn new() -> Self {
+        Self(rand::SeedableRng::from_os_rng())
     }
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
+        rand::Rng::random_range(&mut self.0, 0..n)
     }
 }
 
@@ -195,7 +191,7 @@ impl Drop for Writers {
 
 async fn write_loop(shared: Arc<Shared>, appid: String, w: usize, load: WriteLoad) {
     let started = Instant::now();
-    let mut rng = Rng::new(w as u64);
+    let mut rng = Rng::new();
     let mut seq = 0usize;
     let mut clients: HashMap<String, Client> = HashMap::new();
     while !shared.stop.load(Ordering::Relaxed)
