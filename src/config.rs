@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::registry::guard::GuardConfig;
+use crate::registry::lessor::{LessorConfig, LessorConfigError};
+
 /// Default listen and advertised address (the conventional bilibili/discovery port).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7171";
 /// Default data directory, relative to the working directory.
@@ -273,6 +276,14 @@ pub enum ConfigError {
     /// `--snapshot-logs` must be positive.
     #[error("--snapshot-logs must be greater than zero")]
     ZeroSnapshotLogs,
+    /// The lease settings the lessor derives from the flags do not hold together.
+    #[error("--lease {lease:?}: {error}")]
+    Lease {
+        /// The lease asked for.
+        lease: Duration,
+        /// What is wrong with it.
+        error: LessorConfigError,
+    },
     /// `--protect-threshold` out of range.
     #[error("--protect-threshold must be in [0, 1), got {0}")]
     BadThreshold(f64),
@@ -348,6 +359,7 @@ impl Config {
         if self.snapshot_logs == 0 {
             return Err(ConfigError::ZeroSnapshotLogs);
         }
+        self.lessor_config().validate().map_err(|error| ConfigError::Lease { lease: self.lease, error })?;
         Ok(())
     }
 
@@ -359,6 +371,20 @@ impl Config {
     /// The election timeout the lessor's post-election grace must exceed.
     pub fn election_timeout(&self) -> Duration {
         self.raft.election_max
+    }
+
+    /// The lessor's settings derived from ours.
+    pub fn lessor_config(&self) -> LessorConfig {
+        // Grace covers the election plus the time clients need to find the new leader; at least 2 × the
+        // election timeout (DESIGN.md), and never less than a few seconds on a noisy machine.
+        let grace = (self.election_timeout() * 4).max(Duration::from_secs(4));
+        LessorConfig {
+            lease: self.lease,
+            grace,
+            spread: grace,
+            guard: GuardConfig { ratio: self.protect_threshold, ..GuardConfig::default() },
+            ..LessorConfig::default()
+        }
     }
 
     /// openraft's configuration derived from ours.
@@ -434,6 +460,13 @@ mod tests {
             bad(Config { cluster_token: Some(String::new()), ..Config::default() }),
             ConfigError::EmptyToken
         ));
+        // A lease longer than the lessor's eviction ceiling (an hour) would never be honoured.
+        let two_hours = Duration::from_secs(7200);
+        assert!(matches!(
+            bad(Config { lease: two_hours, ..Config::default() }),
+            ConfigError::Lease { error: LessorConfigError::CeilingBelowLease(_), .. }
+        ));
+        assert_eq!(Config { lease: Duration::from_secs(3600), ..Config::default() }.validate(), Ok(()));
     }
 
     #[test]

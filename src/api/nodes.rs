@@ -8,10 +8,9 @@ use serde::Serialize;
 use super::{ApiState, Envelope};
 use crate::service::Service;
 
-/// Node status "up" (spec §3.4).
+/// Node status "up" (spec §3.4). The original's "lost" (1) is never sent: members that cannot serve are
+/// left out of the list.
 pub const NODE_UP: u8 = 0;
-/// Node status "lost" (never sent: members that cannot serve are left out; kept for the wire contract).
-pub const NODE_LOST: u8 = 1;
 
 /// One server as the original reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -32,8 +32,7 @@ use super::registry_state::RegistryState;
 use crate::config::Config;
 use crate::raft_types::Raft;
 use crate::registry::command::{Batch, Command};
-use crate::registry::guard::GuardConfig;
-use crate::registry::lessor::{Lessor, LessorConfig, LessorStatus, Renewal};
+use crate::registry::lessor::{Lessor, LessorStatus, Renewal};
 use crate::registry::model::InstanceKey;
 
 /// The node's handle on the lease table.
@@ -62,25 +61,11 @@ pub struct LeaseFigures {
     pub renewed_ago_ms: i64,
 }
 
-/// The domain settings derived from the node's configuration.
-pub fn lessor_config(config: &Config) -> LessorConfig {
-    // Grace covers the election plus the time clients need to find the new leader; at least 2 × the
-    // election timeout (DESIGN.md), and never less than a few seconds on a noisy machine.
-    let grace = (config.election_timeout() * 4).max(Duration::from_secs(4));
-    LessorConfig {
-        lease: config.lease,
-        grace,
-        spread: grace,
-        guard: GuardConfig { ratio: config.protect_threshold, ..GuardConfig::default() },
-        ..LessorConfig::default()
-    }
-}
-
 impl LeaseKeeper {
     /// An inactive lessor.
     pub fn new(config: &Config) -> Self {
         Self {
-            inner: Mutex::new(Lessor::new(lessor_config(config))),
+            inner: Mutex::new(Lessor::new(config.lessor_config())),
             origin: tokio::time::Instant::now(),
             evict_interval: config.evict_interval,
             renews: Family::default(),

@@ -189,6 +189,7 @@ impl ChangeLog {
     }
 
     /// Apps with recorded changes.
+    #[cfg(test)]
     pub fn apps(&self) -> usize {
         self.apps.len()
     }

@@ -38,7 +38,7 @@ use hashbrown::HashTable;
 
 use super::apply::LeaseEvent;
 use super::hash::Fnv64;
-use super::model::{InstanceKey, KeyParts, SharedKey};
+use super::model::{KeyParts, SharedKey};
 
 /// One instance's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,7 @@ impl LeaseTable {
     }
 
     /// A register was applied: a fresh lease of `now + lease` on `revision`.
+    #[cfg(test)]
     pub fn registered(&mut self, key: impl Into<SharedKey>, revision: u64, now: Duration) {
         self.put(key.into(), Lease { deadline: now + self.lease, revision, renewed_at: now });
     }
@@ -269,7 +270,8 @@ impl LeaseTable {
     }
 
     /// Up to `max` expired `(key, revision)`, earliest deadline first: an `Evict` batch.
-    pub fn expired(&self, now: Duration, max: usize) -> Vec<(InstanceKey, u64)> {
+    #[cfg(test)]
+    pub fn expired(&self, now: Duration, max: usize) -> Vec<(super::model::InstanceKey, u64)> {
         self.iter_expired(now).take(max).map(|(key, lease)| (key.to_key(), lease.revision)).collect()
     }
 
@@ -401,6 +403,7 @@ fn spread_offset(key: &SharedKey, spread: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::model::InstanceKey;
     use crate::registry::testutil::key;
 
     const LEASE: Duration = Duration::from_secs(90);

@@ -70,8 +70,8 @@ pub enum LessorConfigError {
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     /// The ceiling is shorter than the lease.
-    #[error("the eviction ceiling must not be shorter than the lease")]
-    CeilingBelowLease,
+    #[error("the lease must not be longer than the eviction ceiling ({0:?})")]
+    CeilingBelowLease(Duration),
     /// A ratio outside `[0, 1]`.
     #[error("{0} must be between 0 and 1")]
     Ratio(&'static str),
@@ -88,7 +88,7 @@ impl LessorConfig {
             return Err(LessorConfigError::Zero("max batch"));
         }
         if self.ceiling < self.lease {
-            return Err(LessorConfigError::CeilingBelowLease);
+            return Err(LessorConfigError::CeilingBelowLease(self.ceiling));
         }
         if !(0.0..=1.0).contains(&self.guard.ratio) {
             return Err(LessorConfigError::Ratio("ratio"));
@@ -500,7 +500,7 @@ mod tests {
             c.validate()
         };
         assert_eq!(bad(|c| c.lease = Duration::ZERO), Err(LessorConfigError::Zero("lease")));
-        assert_eq!(bad(|c| c.ceiling = secs(10)), Err(LessorConfigError::CeilingBelowLease));
+        assert_eq!(bad(|c| c.ceiling = secs(10)), Err(LessorConfigError::CeilingBelowLease(secs(10))));
         assert_eq!(bad(|c| c.guard.ratio = 1.5), Err(LessorConfigError::Ratio("ratio")));
         assert_eq!(bad(|c| c.guard.ratio = f64::NAN), Err(LessorConfigError::Ratio("ratio")));
         assert_eq!(bad(|c| c.max_batch = 0), Err(LessorConfigError::Zero("max batch")));

@@ -20,8 +20,10 @@ use super::store::Registry;
 /// Status bitmask for fetch: up instances.
 pub const MASK_UP: u32 = 1;
 /// Status bitmask for fetch: waiting instances.
+#[cfg(test)]
 pub const MASK_WAITING: u32 = 2;
 /// Status bitmask for fetch: every instance.
+#[cfg(test)]
 pub const MASK_ALL: u32 = MASK_UP | MASK_WAITING;
 
 /// One app's answer to fetch or poll (spec §3.2), exactly the wire shape.
