@@ -15,7 +15,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod api;
+pub(crate) mod api;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -28,6 +28,6 @@ pub mod node;
 pub mod raft_types;
 pub mod registry;
 pub mod runtime;
-pub mod service;
+pub(crate) mod service;
 pub mod signal;
-pub mod ui;
+pub(crate) mod ui;

@@ -16,7 +16,7 @@ use crate::registry::command::{RegisterArgs, SetArgs};
 use crate::registry::model::{InstanceKey, STATUS_UP, STATUS_WAITING};
 
 /// Parsing from request parameters; used by the [`Bind`](super::extract::Bind) extractor.
-pub trait FromParams: Sized {
+pub(crate) trait FromParams: Sized {
     /// Parse and validate; -400 on any failure.
     fn from_params(p: &Params) -> Result<Self, ApiError>;
 }
@@ -32,7 +32,7 @@ pub struct ArgRegister {
 
 /// `POST /discovery/renew` (spec §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgRenew {
+pub(crate) struct ArgRenew {
     /// The instance.
     pub key: InstanceKey,
     /// `replication`: the request claims to come from a peer.
@@ -43,7 +43,7 @@ pub struct ArgRenew {
 
 /// `POST /discovery/cancel` (spec §2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgCancel {
+pub(crate) struct ArgCancel {
     /// The instance.
     pub key: InstanceKey,
     /// `replication`: the request claims to come from a peer.
@@ -65,7 +65,7 @@ pub struct ArgSet {
 
 /// `GET /discovery/fetch` (spec §2.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgFetch {
+pub(crate) struct ArgFetch {
     /// The first `appid`.
     pub appid: String,
     /// Deploy env.
@@ -80,7 +80,7 @@ pub struct ArgFetch {
 
 /// `GET /discovery/fetchs` (spec §2.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgFetchs {
+pub(crate) struct ArgFetchs {
     /// The appids, in request order, 1..=[`MAX_APPIDS`].
     pub appids: Vec<String>,
     /// Deploy env.
@@ -95,7 +95,7 @@ pub struct ArgFetchs {
 
 /// One watched app of a poll: the appid and the client's cursor for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppCursor {
+pub(crate) struct AppCursor {
     /// The app.
     pub appid: String,
     /// The client's `latest_timestamp` (0 = never seen).
@@ -104,7 +104,7 @@ pub struct AppCursor {
 
 /// `GET /discovery/polls` (spec §2.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgPolls {
+pub(crate) struct ArgPolls {
     /// Deploy env.
     pub env: String,
     /// The poller's identity (logging only: waiters are per request here).
@@ -118,7 +118,7 @@ pub struct ArgPolls {
 /// `GET /discovery/poll` (spec §2.8): like polls, but only the first appid counts and a
 /// `latest_timestamp` count mismatch is tolerated (the cursor is then 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgPoll {
+pub(crate) struct ArgPoll {
     /// Deploy env.
     pub env: String,
     /// The poller's identity.

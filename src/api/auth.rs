@@ -19,10 +19,10 @@ use super::envelope::{Data, Envelope};
 use super::ApiState;
 
 /// kratos `Unauthorized`.
-pub const CODE_UNAUTHORIZED: i32 = -401;
+pub(crate) const CODE_UNAUTHORIZED: i32 = -401;
 
 /// Require the token on every route `router` has so far (no-op without a token).
-pub fn require_api_token(router: Router<ApiState>, token: Option<Arc<str>>) -> Router<ApiState> {
+pub(crate) fn require_api_token(router: Router<ApiState>, token: Option<Arc<str>>) -> Router<ApiState> {
     match token {
         Some(token) if router.has_routes() => router.route_layer(middleware::from_fn_with_state(token, check)),
         _ => router,

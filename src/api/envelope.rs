@@ -19,13 +19,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// `Content-Type` of every response.
-pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// Header that repeats the business code (kratos sets it on every response).
-pub use crate::service::headers::STATUS_CODE_HEADER;
+pub(crate) use crate::service::headers::STATUS_CODE_HEADER;
 
 /// What the standard envelope says under `data`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data<T> {
+pub(crate) enum Data<T> {
     /// No `data` key at all (Go handler passed a literal nil).
     Omitted,
     /// `"data":null` (Go handler passed a typed nil pointer).
@@ -46,7 +46,7 @@ impl<T> Data<T> {
 
 /// The standard envelope `{"code":..,"message":..,"ttl":1[,"data":..]}` as a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope<T = ()> {
+pub(crate) struct Envelope<T = ()> {
     /// Business code: 0 or a negative ecode.
     pub code: i32,
     /// `"0"`, `"-404"`... or a -400 explanation.
@@ -57,19 +57,19 @@ pub struct Envelope<T = ()> {
 
 impl Envelope<()> {
     /// `{"code":0,"message":"0","ttl":1}`: success without data (register, cancel, set).
-    pub fn ok() -> Self {
+    pub(crate) fn ok() -> Self {
         Envelope { code: 0, message: Cow::Borrowed("0"), data: Data::Omitted }
     }
 }
 
 impl<T> Envelope<T> {
     /// `{"code":0,"message":"0","ttl":1,"data":<data>}`.
-    pub fn ok_data(data: T) -> Self {
+    pub(crate) fn ok_data(data: T) -> Self {
         Envelope { code: 0, message: Cow::Borrowed("0"), data: Data::Value(data) }
     }
 
     /// Any code, with the message the original uses for it: the code as a decimal string.
-    pub fn with_code(code: i32, data: Data<T>) -> Self {
+    pub(crate) fn with_code(code: i32, data: Data<T>) -> Self {
         Envelope { code, message: Cow::Owned(code.to_string()), data }
     }
 }
@@ -85,7 +85,7 @@ struct StandardWire<'a, T> {
 
 impl<T: Serialize> Envelope<T> {
     /// The exact body bytes.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(&StandardWire { code: self.code, message: &self.message, ttl: 1, data: self.data.as_wire() })
     }
 }
@@ -98,7 +98,7 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
 
 /// The map envelope (spec §1.4 b): `{"code":..,"message":..[,"data":..][,"error":{"-404":..}]}`, no `ttl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapEnvelope<T> {
+pub(crate) struct MapEnvelope<T> {
     /// Business code.
     pub code: i32,
     /// Message, e.g. `"0"` or `"<appid> not found"`.
@@ -111,14 +111,14 @@ pub struct MapEnvelope<T> {
 
 impl<T> MapEnvelope<T> {
     /// Polls success: `{"code":0,"message":"0","data":<data>,"error":{"-404":<missing or null>}}`.
-    pub fn polls(data: T, missing: Vec<String>) -> Self {
+    pub(crate) fn polls(data: T, missing: Vec<String>) -> Self {
         MapEnvelope { code: 0, message: Cow::Borrowed("0"), data: Some(data), missing: Some(missing) }
     }
 }
 
 impl MapEnvelope<()> {
     /// Poll of an unknown app: `{"code":-404,"message":"<appid> not found"}`.
-    pub fn poll_not_found(appid: &str) -> Self {
+    pub(crate) fn poll_not_found(appid: &str) -> Self {
         MapEnvelope { code: -404, message: Cow::Owned(format!("{appid} not found")), data: None, missing: None }
     }
 }
@@ -141,7 +141,7 @@ struct MissingWire<'a> {
 
 impl<T: Serialize> MapEnvelope<T> {
     /// The exact body bytes.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         let error = self.missing.as_deref().map(|m| MissingWire { not_found: (!m.is_empty()).then_some(m) });
         serde_json::to_vec(&MapWire { code: self.code, message: &self.message, data: self.data.as_ref(), error })
     }
@@ -157,7 +157,7 @@ impl<T: Serialize> IntoResponse for MapEnvelope<T> {
 const SERIALIZE_FAILED: &[u8] = br#"{"code":-500,"message":"response serialization failed","ttl":1}"#;
 
 /// HTTP 200 with the JSON headers around an already encoded envelope whose code is `code`.
-pub fn encoded_response(code: i32, body: axum::body::Bytes) -> Response {
+pub(crate) fn encoded_response(code: i32, body: axum::body::Bytes) -> Response {
     let headers = [
         (CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
         (HeaderName::from_static(STATUS_CODE_HEADER), HeaderValue::from(code)),

@@ -18,21 +18,21 @@ use super::envelope::{Data, Envelope};
 use crate::registry::command::Outcome;
 
 /// kratos `NotModified`.
-pub const CODE_NOT_MODIFIED: i32 = -304;
+pub(crate) const CODE_NOT_MODIFIED: i32 = -304;
 /// kratos `RequestErr`.
-pub const CODE_REQUEST_ERR: i32 = -400;
+pub(crate) const CODE_REQUEST_ERR: i32 = -400;
 /// kratos `NothingFound`.
-pub const CODE_NOTHING_FOUND: i32 = -404;
+pub(crate) const CODE_NOTHING_FOUND: i32 = -404;
 /// kratos `Conflict`.
-pub const CODE_CONFLICT: i32 = -409;
+pub(crate) const CODE_CONFLICT: i32 = -409;
 /// kratos `ServerErr`.
-pub const CODE_SERVER_ERR: i32 = -500;
+pub(crate) const CODE_SERVER_ERR: i32 = -500;
 /// kratos `ServiceUnavailable` (overload protection).
-pub const CODE_OVERLOAD: i32 = -503;
+pub(crate) const CODE_OVERLOAD: i32 = -503;
 
 /// A failed API call, as the client will see it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// -304: a long poll ended with no change.
     #[error("not modified")]
     NotModified,
@@ -55,22 +55,22 @@ pub enum ApiError {
 
 impl ApiError {
     /// -400 with the given explanation.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::RequestErr(message.into())
     }
 
     /// -404 without a `data` key (cancel, set).
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         ApiError::NothingFound(Data::Omitted)
     }
 
     /// -404 with `"data":null` (fetch, renew of an unknown app).
-    pub fn not_found_null() -> Self {
+    pub(crate) fn not_found_null() -> Self {
         ApiError::NothingFound(Data::Null)
     }
 
     /// -404 with a value under `data` (renew of an unknown host in a known zone, stale replicated renew).
-    pub fn not_found_with<T: Serialize>(data: &T) -> Self {
+    pub(crate) fn not_found_with<T: Serialize>(data: &T) -> Self {
         match serde_json::to_value(data) {
             Ok(v) => ApiError::NothingFound(Data::Value(v)),
             Err(e) => ApiError::ServerErr(format!("response serialization failed: {e}")),
@@ -78,7 +78,7 @@ impl ApiError {
     }
 
     /// -409 with the receiver's instance under `data`.
-    pub fn conflict_with<T: Serialize>(data: &T) -> Self {
+    pub(crate) fn conflict_with<T: Serialize>(data: &T) -> Self {
         match serde_json::to_value(data) {
             Ok(v) => ApiError::Conflict(v),
             Err(e) => ApiError::ServerErr(format!("response serialization failed: {e}")),
@@ -86,7 +86,7 @@ impl ApiError {
     }
 
     /// The kratos ecode.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             ApiError::NotModified => CODE_NOT_MODIFIED,
             ApiError::RequestErr(_) => CODE_REQUEST_ERR,
@@ -98,7 +98,7 @@ impl ApiError {
     }
 
     /// The wire envelope of this error.
-    pub fn envelope(&self) -> Envelope<Value> {
+    pub(crate) fn envelope(&self) -> Envelope<Value> {
         let code = self.code();
         match self {
             ApiError::RequestErr(text) | ApiError::ServerErr(text) | ApiError::Overload(text) => {
@@ -111,7 +111,7 @@ impl ApiError {
     }
 
     /// Result of a register or cancel command: `NotFound` is -404 without data (spec §2.3).
-    pub fn from_write_outcome(outcome: Outcome) -> Result<(), ApiError> {
+    pub(crate) fn from_write_outcome(outcome: Outcome) -> Result<(), ApiError> {
         match outcome {
             Outcome::Ok | Outcome::Evicted(_) => Ok(()),
             Outcome::NotFound => Err(ApiError::not_found()),
@@ -120,7 +120,7 @@ impl ApiError {
     }
 
     /// Result of a set command: the original answers -400 for an unknown app, zone or host (spec §2.4).
-    pub fn from_set_outcome(outcome: Outcome) -> Result<(), ApiError> {
+    pub(crate) fn from_set_outcome(outcome: Outcome) -> Result<(), ApiError> {
         match outcome {
             Outcome::NotFound => Err(ApiError::bad_request("set: no such instance (appid, env, zone, hostname)")),
             other => Self::from_write_outcome(other),
@@ -152,7 +152,7 @@ impl IntoResponse for ApiError {
 /// The answer to a request the node refuses before any handler runs (too many connections, a stopped Raft
 /// core): the API's envelope with `code` (-503 or -500) on `/discovery/*`, as the SDKs expect, and a plain
 /// HTTP 503 everywhere else, so that a health check never reads the node as healthy.
-pub fn refusal(path: &str, message: String, overloaded: bool) -> Response {
+pub(crate) fn refusal(path: &str, message: String, overloaded: bool) -> Response {
     if !path.starts_with("/discovery/") {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     }

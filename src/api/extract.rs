@@ -22,7 +22,7 @@ use super::error::ApiError;
 use super::params::Params;
 
 /// Largest request body read, in bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Parameter names JSON keys are mapped onto, case-insensitively and with or without underscores.
 const KNOWN_PARAMS: &[&str] = &[
@@ -46,10 +46,10 @@ const KNOWN_PARAMS: &[&str] = &[
 /// Header that carries the query of a request whose target was too long for the HTTP parser (over 64 KiB;
 /// the transport moves it there, see `node::long_uri`). Neither hyper nor the `http` crate can hold such a
 /// URI, so the query is read from here when the URI has none.
-pub use crate::service::headers::LONG_QUERY_HEADER;
+pub(crate) use crate::service::headers::LONG_QUERY_HEADER;
 
 /// The query string of a request: the URI's, or the one the transport moved into [`LONG_QUERY_HEADER`].
-pub fn query_of<'a>(uri: &'a axum::http::Uri, headers: &'a axum::http::HeaderMap) -> &'a str {
+pub(crate) fn query_of<'a>(uri: &'a axum::http::Uri, headers: &'a axum::http::HeaderMap) -> &'a str {
     match uri.query() {
         Some(query) => query,
         None => headers.get(LONG_QUERY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -58,11 +58,11 @@ pub fn query_of<'a>(uri: &'a axum::http::Uri, headers: &'a axum::http::HeaderMap
 
 /// The request's parameters, unvalidated. Handler use: `BiliParams(params): BiliParams`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BiliParams(pub Params);
+pub(crate) struct BiliParams(pub Params);
 
 /// A parsed, validated argument struct. Handler use: `Bind(arg): Bind<ArgRegister>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind<T>(pub T);
+pub(crate) struct Bind<T>(pub T);
 
 /// How the body is to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ fn body_kind(method: &Method, headers: &HeaderMap) -> Result<BodyKind, ApiError>
 /// `latest_timestamp`); other keys are kept as written (and ignored by the argument parsers). Values: a
 /// string as is, a number or bool as its JSON text, an array as one value per element, `null` as absent, an
 /// object as its JSON text (so `"metadata": {"k": "v"}` works).
-pub fn json_params(body: &[u8]) -> Result<Params, ApiError> {
+pub(crate) fn json_params(body: &[u8]) -> Result<Params, ApiError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let Value::Object(object) = value else {

@@ -17,7 +17,7 @@ use crate::registry::view::InstanceInfo;
 use crate::service::Service;
 
 /// Routes of this file.
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/discovery/fetch", get(fetch))
         .route("/discovery/fetch/all", get(fetch_all))

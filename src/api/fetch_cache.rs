@@ -21,7 +21,7 @@ use super::envelope::Envelope;
 use crate::registry::store::Registry;
 
 /// Most bytes of encoded answers kept at once.
-pub const MAX_CACHED_BYTES: usize = 32 << 20;
+pub(crate) const MAX_CACHED_BYTES: usize = 32 << 20;
 
 #[derive(Debug)]
 struct Entry {
@@ -42,7 +42,7 @@ pub struct FetchCache {
 }
 
 /// Outcome of a fetch: the body of a success envelope, or nothing to show (-404).
-pub type Encoded = Result<Option<Bytes>, serde_json::Error>;
+pub(crate) type Encoded = Result<Option<Bytes>, serde_json::Error>;
 
 impl FetchCache {
     /// The `{"code":0,…,"data":{instances,latest_timestamp}}` body of spec §2.5 for this request, from the

@@ -19,28 +19,25 @@
 //! Result<Envelope<Instance>, ApiError>`. Handlers call the [`Service`](crate::service::Service) and nothing
 //! else of the node: they parse, validate and render.
 
-pub mod args;
-pub mod auth;
-pub mod envelope;
-pub mod error;
-pub mod extract;
-pub mod fetch;
-pub mod fetch_cache;
-pub mod nodes;
-pub mod params;
-pub mod poll;
-pub mod register;
-pub mod renew;
-pub mod urlencoded;
-pub mod validate;
+pub(crate) mod args;
+pub(crate) mod auth;
+pub(crate) mod envelope;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod fetch;
+pub(crate) mod fetch_cache;
+pub(crate) mod nodes;
+pub(crate) mod params;
+pub(crate) mod poll;
+pub(crate) mod register;
+pub(crate) mod renew;
+pub(crate) mod urlencoded;
+pub(crate) mod validate;
 
-pub use args::{
-    AppCursor, ArgCancel, ArgFetch, ArgFetchs, ArgPoll, ArgPolls, ArgRegister, ArgRenew, ArgSet, FromParams,
-};
-pub use envelope::{Data, Envelope, MapEnvelope};
-pub use error::{refusal, ApiError};
-pub use extract::{BiliParams, Bind};
-pub use params::Params;
+pub(crate) use args::{ArgCancel, ArgFetch, ArgFetchs, ArgPoll, ArgPolls, ArgRegister, ArgRenew, ArgSet};
+pub(crate) use envelope::{Envelope, MapEnvelope};
+pub(crate) use error::{refusal, ApiError};
+pub(crate) use extract::Bind;
 
 use std::sync::Arc;
 
@@ -72,7 +69,7 @@ impl FromRef<ApiState> for Arc<fetch_cache::FetchCache> {
 
 /// Every route of the bilibili/discovery API over `service`; the writes (register, cancel, set, renew) behind
 /// `api_token` when one is set (see [`auth`]).
-pub fn routes(service: Service, api_token: Option<Arc<str>>) -> Router {
+pub(crate) fn routes(service: Service, api_token: Option<Arc<str>>) -> Router {
     let writes = Router::new().merge(register::routes()).merge(renew::routes());
     Router::new()
         .merge(auth::require_api_token(writes, api_token))

@@ -10,11 +10,11 @@ use crate::service::Service;
 
 /// Node status "up" (spec §3.4). The original's "lost" (1) is never sent: members that cannot serve are
 /// left out of the list.
-pub const NODE_UP: u8 = 0;
+pub(crate) const NODE_UP: u8 = 0;
 
 /// One server as the original reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeView {
+pub(crate) struct NodeView {
     /// `host:port`.
     pub addr: String,
     /// 0 up, 1 lost.
@@ -24,7 +24,7 @@ pub struct NodeView {
 }
 
 /// Routes of this file.
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route("/discovery/nodes", get(nodes))
 }
 

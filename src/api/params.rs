@@ -17,23 +17,23 @@ use super::error::ApiError;
 use super::urlencoded;
 
 /// Most parameter pairs (query + body) a request may carry.
-pub const MAX_PARAMS: usize = 32_768;
+pub(crate) const MAX_PARAMS: usize = 32_768;
 
 /// The request's parameters, in Go `req.Form` order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params {
+pub(crate) struct Params {
     pairs: Vec<(String, String)>,
 }
 
 impl Params {
     /// Parameters from pairs, in the given order.
     #[cfg(test)]
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
         Params { pairs }
     }
 
     /// Parse a urlencoded text (a query string or a form body); a bad escape or bad UTF-8 is -400.
-    pub fn parse_urlencoded(text: &[u8]) -> Result<Self, ApiError> {
+    pub(crate) fn parse_urlencoded(text: &[u8]) -> Result<Self, ApiError> {
         let pairs = urlencoded::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let params = Params { pairs };
         params.check_len()?;
@@ -41,7 +41,7 @@ impl Params {
     }
 
     /// -400 if there are more than [`MAX_PARAMS`] pairs.
-    pub fn check_len(&self) -> Result<(), ApiError> {
+    pub(crate) fn check_len(&self) -> Result<(), ApiError> {
         if self.pairs.len() > MAX_PARAMS {
             return Err(ApiError::bad_request(format!(
                 "too many parameters: {} (at most {MAX_PARAMS})",
@@ -52,53 +52,53 @@ impl Params {
     }
 
     /// Append `other`'s pairs after this one's (body, then query).
-    pub fn append(&mut self, other: Params) {
+    pub(crate) fn append(&mut self, other: Params) {
         self.pairs.extend(other.pairs);
     }
 
     /// Add one pair at the end.
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub(crate) fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.pairs.push((name.into(), value.into()));
     }
 
     /// All pairs in order.
     #[cfg(test)]
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }
 
     /// The first value of `name`, possibly empty; `None` when absent.
-    pub fn first(&self, name: &str) -> Option<&str> {
+    pub(crate) fn first(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The first value of `name`, or `""` when absent (a Go string field).
-    pub fn str(&self, name: &str) -> &str {
+    pub(crate) fn str(&self, name: &str) -> &str {
         self.first(name).unwrap_or("")
     }
 
     /// Every non-empty value of `name`, in order (a Go slice field).
-    pub fn values(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn values(&self, name: &str) -> Vec<&str> {
         self.pairs.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The first value of `name` as a Go `int64` (absent or empty → 0).
-    pub fn i64(&self, name: &str) -> Result<i64, ApiError> {
+    pub(crate) fn i64(&self, name: &str) -> Result<i64, ApiError> {
         parse_i64(self.str(name)).map_err(|e| param_err(name, e))
     }
 
     /// The first value of `name` as a Go `uint32` (absent or empty → 0; no sign accepted).
-    pub fn u32(&self, name: &str) -> Result<u32, ApiError> {
+    pub(crate) fn u32(&self, name: &str) -> Result<u32, ApiError> {
         parse_u32(self.str(name)).map_err(|e| param_err(name, e))
     }
 
     /// Every non-empty value of `name` as a Go `[]int64`.
-    pub fn i64s(&self, name: &str) -> Result<Vec<i64>, ApiError> {
+    pub(crate) fn i64s(&self, name: &str) -> Result<Vec<i64>, ApiError> {
         self.values(name).into_iter().map(|v| parse_i64(v).map_err(|e| param_err(name, e))).collect()
     }
 
     /// The first value of `name` as a Go `bool` (unparsable → false).
-    pub fn bool(&self, name: &str) -> bool {
+    pub(crate) fn bool(&self, name: &str) -> bool {
         matches!(self.str(name), "1" | "t" | "T" | "TRUE" | "true" | "True")
     }
 }
@@ -108,7 +108,7 @@ fn param_err(name: &str, strconv: String) -> ApiError {
 }
 
 /// Go `strconv.ParseInt(s, 10, 64)` with kratos' "empty is zero"; `Err` is Go's error text.
-pub fn parse_i64(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_i64(s: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Ok(0);
     }
@@ -117,7 +117,7 @@ pub fn parse_i64(s: &str) -> Result<i64, String> {
 }
 
 /// Go `strconv.ParseUint(s, 10, 32)` with kratos' "empty is zero"; `Err` is Go's error text.
-pub fn parse_u32(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_u32(s: &str) -> Result<u32, String> {
     if s.is_empty() {
         return Ok(0);
     }
@@ -219,7 +219,10 @@ mod tests {
     fn too_many_params_is_400() {
         let q = "a=1&".repeat(MAX_PARAMS + 1);
         assert!(msg(Params::parse_urlencoded(q.as_bytes()).expect_err("too many")).contains("too many parameters"));
-        assert_eq!(Params::parse_urlencoded("a=1&".repeat(MAX_PARAMS).as_bytes()).map(|p| p.pairs().len()), Ok(MAX_PARAMS));
+        assert_eq!(
+            Params::parse_urlencoded("a=1&".repeat(MAX_PARAMS).as_bytes()).map(|p| p.pairs().len()),
+            Ok(MAX_PARAMS)
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::registry::view::PollDecision;
 use crate::service::Service;
 
 /// Routes of this file.
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route("/discovery/polls", get(polls)).route("/discovery/poll", get(poll))
 }
 

@@ -15,7 +15,7 @@ use crate::registry::command::{check_client_timestamp, Command};
 use crate::service::Service;
 
 /// Routes of this file.
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/discovery/register", post(register))
         .route("/discovery/cancel", post(cancel))

@@ -10,7 +10,7 @@ use crate::registry::model::Instance;
 use crate::service::{RenewVerdict, Service};
 
 /// Routes of this file.
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route("/discovery/renew", post(renew))
 }
 

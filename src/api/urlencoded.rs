@@ -22,7 +22,7 @@ use std::fmt;
 
 /// Why a urlencoded text could not be decoded. The `Display` text names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// A `%` not followed by two hex digits; `escape` is the offending text (at most 3 bytes, lossy).
     BadEscape {
         /// The parameter (raw key text, lossily decoded) whose key or value held the escape.
@@ -51,7 +51,7 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Decode a whole urlencoded text into `(key, value)` pairs, in order.
-pub fn parse(input: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
+pub(crate) fn parse(input: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
     let mut pairs = Vec::new();
     for segment in input.split(|b| *b == b'&') {
         if segment.is_empty() {

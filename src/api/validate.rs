@@ -19,28 +19,28 @@ use super::error::ApiError;
 use super::params::Params;
 
 /// Longest identifier (appid, env, zone, hostname, region), in bytes.
-pub const MAX_IDENT_LEN: usize = 128;
+pub(crate) const MAX_IDENT_LEN: usize = 128;
 /// Punctuation allowed in identifiers besides ASCII letters and digits.
-pub const IDENT_PUNCTUATION: &str = "._-:@/";
+pub(crate) const IDENT_PUNCTUATION: &str = "._-:@/";
 /// Most addresses per instance (after splitting comma-joined values).
-pub const MAX_ADDRS: usize = 16;
+pub(crate) const MAX_ADDRS: usize = 16;
 /// Longest address, in bytes.
-pub const MAX_ADDR_LEN: usize = 256;
+pub(crate) const MAX_ADDR_LEN: usize = 256;
 /// Longest `metadata` JSON text, in bytes.
-pub const MAX_METADATA_BYTES: usize = 4096;
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
 /// Most keys in one `metadata` object.
-pub const MAX_METADATA_KEYS: usize = 64;
+pub(crate) const MAX_METADATA_KEYS: usize = 64;
 /// Longest `version`, in bytes.
-pub const MAX_VERSION_LEN: usize = 128;
+pub(crate) const MAX_VERSION_LEN: usize = 128;
 /// Most appids in one fetchs/poll/polls request: a job watching a few thousand apps sends them in one `polls`
 /// (the original has no limit; 10,000 appids with their cursors fit the 1 MiB request head).
-pub const MAX_APPIDS: usize = 10_000;
+pub(crate) const MAX_APPIDS: usize = 10_000;
 /// Most hostnames in one set request.
-pub const MAX_SET_HOSTNAMES: usize = 128;
+pub(crate) const MAX_SET_HOSTNAMES: usize = 128;
 
 /// One field of one argument struct: Go names for validator-style messages, and the form name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field {
+pub(crate) struct Field {
     /// Go struct name, e.g. `ArgRegister`.
     pub arg: &'static str,
     /// Go field name, e.g. `AppID`.
@@ -51,12 +51,12 @@ pub struct Field {
 
 impl Field {
     /// The field `go` (form name `param`) of the Go struct `arg`.
-    pub const fn new(arg: &'static str, go: &'static str, param: &'static str) -> Self {
+    pub(crate) const fn new(arg: &'static str, go: &'static str, param: &'static str) -> Self {
         Field { arg, go, param }
     }
 
     /// -400 in the validator's words: the field is missing, empty or zero.
-    pub fn required(&self) -> ApiError {
+    pub(crate) fn required(&self) -> ApiError {
         let (arg, go) = (self.arg, self.go);
         ApiError::bad_request(format!(
             "Key: '{arg}.{go}' Error:Field validation for '{go}' failed on the 'required' tag"
@@ -64,13 +64,13 @@ impl Field {
     }
 
     /// -400 `invalid parameter "<param>": <why>`.
-    pub fn invalid(&self, why: impl Display) -> ApiError {
+    pub(crate) fn invalid(&self, why: impl Display) -> ApiError {
         ApiError::bad_request(format!("invalid parameter {:?}: {why}", self.param))
     }
 }
 
 /// Check an identifier's length and characters (it must not be empty).
-pub fn check_identifier(f: Field, value: &str) -> Result<(), ApiError> {
+pub(crate) fn check_identifier(f: Field, value: &str) -> Result<(), ApiError> {
     if value.len() > MAX_IDENT_LEN {
         return Err(f.invalid(format_args!("length {} exceeds {MAX_IDENT_LEN} bytes", value.len())));
     }
@@ -85,14 +85,14 @@ pub fn check_identifier(f: Field, value: &str) -> Result<(), ApiError> {
 }
 
 /// A required identifier: its first value, non-empty and valid.
-pub fn required_identifier(p: &Params, f: Field) -> Result<String, ApiError> {
+pub(crate) fn required_identifier(p: &Params, f: Field) -> Result<String, ApiError> {
     let value = p.str(f.param);
     check_identifier(f, value)?;
     Ok(value.to_owned())
 }
 
 /// An optional identifier: `""` when absent or empty, else valid.
-pub fn optional_identifier(p: &Params, f: Field) -> Result<String, ApiError> {
+pub(crate) fn optional_identifier(p: &Params, f: Field) -> Result<String, ApiError> {
     let value = p.str(f.param);
     if !value.is_empty() {
         check_identifier(f, value)?;
@@ -101,7 +101,7 @@ pub fn optional_identifier(p: &Params, f: Field) -> Result<String, ApiError> {
 }
 
 /// A repeated identifier: at least one non-empty value, at most `max`, each valid.
-pub fn identifiers(p: &Params, f: Field, max: usize) -> Result<Vec<String>, ApiError> {
+pub(crate) fn identifiers(p: &Params, f: Field, max: usize) -> Result<Vec<String>, ApiError> {
     let values = p.values(f.param);
     if values.is_empty() {
         return Err(f.required());
@@ -115,7 +115,7 @@ pub fn identifiers(p: &Params, f: Field, max: usize) -> Result<Vec<String>, ApiE
 /// Addresses: every non-empty value, each also split on `,` (v1.0.x clients and HEAD's replication send
 /// one comma-joined value, spec §5.2), pieces trimmed, empty pieces dropped; 1..=[`MAX_ADDRS`] of them,
 /// each at most [`MAX_ADDR_LEN`] bytes with no whitespace or control character.
-pub fn addrs(p: &Params, f: Field) -> Result<Vec<String>, ApiError> {
+pub(crate) fn addrs(p: &Params, f: Field) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     for piece in p.values(f.param).into_iter().flat_map(|v| v.split(',')).map(str::trim) {
         if piece.is_empty() {
@@ -139,7 +139,7 @@ pub fn addrs(p: &Params, f: Field) -> Result<Vec<String>, ApiError> {
 }
 
 /// Free text such as `version`: at most `max` bytes, no control character.
-pub fn text(p: &Params, f: Field, max: usize) -> Result<String, ApiError> {
+pub(crate) fn text(p: &Params, f: Field, max: usize) -> Result<String, ApiError> {
     let value = p.str(f.param);
     if value.len() > max {
         return Err(f.invalid(format_args!("length {} exceeds {max} bytes", value.len())));
@@ -153,7 +153,7 @@ pub fn text(p: &Params, f: Field, max: usize) -> Result<String, ApiError> {
 /// A `metadata` text: `""` or `null` → `None`; else a JSON object of at most [`MAX_METADATA_KEYS`] string
 /// values, at most [`MAX_METADATA_BYTES`] long. (The original stored `""` for a non-string value, silently
 /// losing it; we refuse with a message naming the key.)
-pub fn metadata(f: Field, raw: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+pub(crate) fn metadata(f: Field, raw: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -192,12 +192,12 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// An optional nanosecond timestamp: absent or empty → 0; negative → -400.
-pub fn timestamp(p: &Params, f: Field) -> Result<i64, ApiError> {
+pub(crate) fn timestamp(p: &Params, f: Field) -> Result<i64, ApiError> {
     non_negative(f, p.i64(f.param)?)
 }
 
 /// -400 unless `value >= 0`.
-pub fn non_negative(f: Field, value: i64) -> Result<i64, ApiError> {
+pub(crate) fn non_negative(f: Field, value: i64) -> Result<i64, ApiError> {
     if value < 0 {
         return Err(f.invalid(format_args!("must be >= 0, got {value}")));
     }

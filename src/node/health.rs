@@ -78,7 +78,7 @@ pub async fn supervise_core(raft: Raft, health: Arc<NodeHealth>, shutdown: Cance
     shutdown.cancel();
 }
 
-/// Middleware: once the core stopped, answer every route but [`ALWAYS_SERVED`] with the cause instead of
+/// Middleware: once the core stopped, answer every route but `ALWAYS_SERVED` with the cause instead of
 /// serving state that can no longer change.
 pub async fn refuse_when_dead(
     State((health, refusal)): State<(Arc<NodeHealth>, Refusal)>,

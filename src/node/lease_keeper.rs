@@ -1,4 +1,4 @@
-//! The lease keeper: the node's handle on the domain [`registry::lessor::Lessor`], and the task that runs it
+//! The lease keeper: the node's handle on the domain [`Lessor`], and the task that runs it
 //! on the leader only. (One `Lessor`, in the domain; this is what drives it.)
 //!
 //! Invariants:

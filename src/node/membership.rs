@@ -29,7 +29,7 @@ use crate::registry::infra::{ChangeStamp, Member, Membership, INFRA_APPID};
 /// the members listed (`None`: every member, before the first liveness verdict).
 type InfraState = (Option<LogId<NodeId>>, Option<BTreeSet<u64>>);
 
-/// This node's `infra.discovery` cursor: the stamp of each [`InfraState`] it has seen.
+/// This node's `infra.discovery` cursor: the stamp of each `InfraState` it has seen.
 #[derive(Debug, Default)]
 pub struct InfraCursor(Mutex<ChangeStamp<InfraState>>);
 

@@ -1,6 +1,6 @@
 //! Write batching: commands that arrive together share one Raft entry.
 //!
-//! Batches are formed by [`pipeline`](super::pipeline) with one proposal in flight: a command arriving
+//! Batches are formed by [`pipeline`] with one proposal in flight: a command arriving
 //! while the proposer is idle is proposed at once, alone; commands arriving while a proposal commits
 //! queue, and the next proposal takes them all, so batches grow with the load and no timer adds latency.
 //! Why one and not several: openraft 0.9 makes each entry durable with its own append (one fsync each,

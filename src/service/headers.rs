@@ -3,7 +3,7 @@
 
 /// Where the accept loop puts the query string of a request line too long for hyper (`node::long_uri`);
 /// the API's parameter extractor reads it back as the query.
-pub const LONG_QUERY_HEADER: &str = "x-discovery-long-query";
+pub(crate) const LONG_QUERY_HEADER: &str = "x-discovery-long-query";
 
 /// The bilibili code of an answer, set by the API's envelopes and counted by the node's HTTP metrics.
-pub const STATUS_CODE_HEADER: &str = "kratos-status-code";
+pub(crate) const STATUS_CODE_HEADER: &str = "kratos-status-code";

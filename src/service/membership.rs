@@ -29,7 +29,7 @@ use super::{member_checks, Service};
 use crate::node::admin::{status_view, MemberView};
 
 /// How long a new learner may take to replicate the log (or install a snapshot) before the add gives up.
-pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A node to add.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,10 +21,10 @@
 //!   is never lost; each watch holds one waiter, freed when it ends or its caller goes away.
 //! - Reads never hold the registry's lock across an `.await`.
 
-pub mod headers;
+pub(crate) mod headers;
 mod member_checks;
-pub mod membership;
-pub mod node_facts;
+pub(crate) mod membership;
+pub(crate) mod node_facts;
 mod reads;
 mod renew;
 mod watch;
@@ -33,8 +33,7 @@ mod writes;
 use crate::node::routing::RouteError;
 use crate::node::AppState;
 
-pub use renew::RenewVerdict;
-pub use watch::MAX_WAITING_WATCHES;
+pub(crate) use renew::RenewVerdict;
 
 /// The handle handlers hold. Cheap to clone (one reference count).
 #[derive(Clone)]

@@ -16,11 +16,11 @@ use crate::registry::lessor::LessorStatus;
 use crate::registry::model::InstanceKey;
 
 // The shapes these facts come in, and the helpers a page uses to render them, so a page needs nothing of `node`.
-pub use crate::node::admin::{MemberView, StatusView};
-pub use crate::node::charts::{unix_ms, LeaderChange, Sample, SAMPLE_EVERY};
-pub use crate::node::disk_guard::DiskStatus;
-pub use crate::node::lease_keeper::LeaseFigures;
-pub use crate::node::metrics::dir_size;
+pub(crate) use crate::node::admin::{MemberView, StatusView};
+pub(crate) use crate::node::charts::{unix_ms, LeaderChange, Sample, SAMPLE_EVERY};
+pub(crate) use crate::node::disk_guard::DiskStatus;
+pub(crate) use crate::node::lease_keeper::LeaseFigures;
+pub(crate) use crate::node::metrics::dir_size;
 
 impl Service {
     /// This node's configuration (id, address, zone, tokens, data dir...).

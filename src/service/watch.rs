@@ -10,7 +10,7 @@ use crate::registry::model::AppKey;
 use crate::registry::view::View;
 
 /// Most watches waiting at once on one node; beyond it a watch is refused as overloaded.
-pub const MAX_WAITING_WATCHES: usize = 20_000;
+pub(crate) const MAX_WAITING_WATCHES: usize = 20_000;
 
 impl Service {
     /// Reads the view with `answer` until it has an answer (`Some`), waiting for a change of `apps` between

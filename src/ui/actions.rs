@@ -29,7 +29,7 @@ use crate::service::{Refusal, Service};
 
 /// Who may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// No token is configured: anyone who reaches the port (as with the write API).
     Open,
     /// Holders of this token.
@@ -38,12 +38,12 @@ pub enum Access {
 
 impl Access {
     /// The access of a node with these tokens: the cluster token, else the API token, else open.
-    pub fn of(cluster_token: Option<&str>, api_token: Option<&str>) -> Self {
+    pub(crate) fn of(cluster_token: Option<&str>, api_token: Option<&str>) -> Self {
         cluster_token.or(api_token).map_or(Self::Open, |t| Self::Token(Arc::from(t)))
     }
 
     /// True when `headers` carry what this access needs.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
         match self {
             Self::Open => true,
             Self::Token(token) => headers
@@ -59,7 +59,7 @@ fn access(state: &Service) -> Access {
 
 /// What the page may do.
 #[derive(Debug, Clone, Serialize)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     /// The node serving the console.
     pub node: u64,
     /// Its address.
@@ -75,7 +75,7 @@ pub struct SessionView {
 }
 
 /// The session's handler.
-pub async fn session(State(state): State<Service>, headers: HeaderMap) -> Json<SessionView> {
+pub(crate) async fn session(State(state): State<Service>, headers: HeaderMap) -> Json<SessionView> {
     let access = access(&state);
     let can_act = access.allows(&headers);
     let note = match (&access, can_act) {
@@ -97,7 +97,7 @@ pub async fn session(State(state): State<Service>, headers: HeaderMap) -> Json<S
 
 /// An action on one instance.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ActionRequest {
+pub(crate) struct ActionRequest {
     /// `up`, `waiting` (drain) or `cancel`.
     pub action: String,
     /// Env.
@@ -112,13 +112,13 @@ pub struct ActionRequest {
 
 /// A done action.
 #[derive(Debug, Clone, Serialize)]
-pub struct ActionDone {
+pub(crate) struct ActionDone {
     /// What was done, in words.
     pub message: String,
 }
 
 /// The command `request` asks for, or a 400 naming what is wrong.
-pub fn command_of(request: &ActionRequest) -> Result<Command, ConsoleError> {
+pub(crate) fn command_of(request: &ActionRequest) -> Result<Command, ConsoleError> {
     for (name, value) in
         [("env", &request.env), ("appid", &request.appid), ("zone", &request.zone), ("hostname", &request.hostname)]
     {
@@ -170,7 +170,7 @@ fn refused(refusal: Refusal) -> ConsoleError {
 }
 
 /// The action's handler.
-pub async fn action(
+pub(crate) async fn action(
     State(state): State<Service>,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -23,7 +23,7 @@ use crate::service::Service;
 
 /// Which app.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct AppQuery {
+pub(crate) struct AppQuery {
     /// Env.
     #[serde(default)]
     pub env: String,
@@ -45,7 +45,7 @@ impl AppQuery {
 
 /// One instance as the app page shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct InstanceRow {
+pub(crate) struct InstanceRow {
     /// Region.
     pub region: String,
     /// Zone.
@@ -72,7 +72,7 @@ pub struct InstanceRow {
 
 /// One recent change.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChangeRow {
+pub(crate) struct ChangeRow {
     /// Unix ms (leader stamp).
     pub at_ms: i64,
     /// The leader that accepted it.
@@ -91,7 +91,7 @@ pub struct ChangeRow {
 
 /// Where the lease figures came from.
 #[derive(Debug, Clone, Serialize)]
-pub struct LeaseSource {
+pub(crate) struct LeaseSource {
     /// The leader that gave them (`None`: no figures).
     pub leader: Option<u64>,
     /// Why there are none, if there are none.
@@ -100,7 +100,7 @@ pub struct LeaseSource {
 
 /// The app page.
 #[derive(Debug, Clone, Serialize)]
-pub struct AppView {
+pub(crate) struct AppView {
     /// Env.
     pub env: String,
     /// Appid.
@@ -119,7 +119,7 @@ pub struct AppView {
 
 /// One instance's lease, by identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostLease {
+pub(crate) struct HostLease {
     /// Zone.
     pub zone: String,
     /// Hostname.
@@ -130,7 +130,7 @@ pub struct HostLease {
 
 /// The body of `/ui/api/leases`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeaseList {
+pub(crate) struct LeaseList {
     /// The leader that answered.
     pub leader: u64,
     /// One per instance of the app.
@@ -179,7 +179,10 @@ async fn leases_from_leader(state: &Service, query: &AppQuery, instances: &[Inst
 }
 
 /// The app page's handler.
-pub async fn app(State(state): State<Service>, Query(query): Query<AppQuery>) -> Result<Json<AppView>, ConsoleError> {
+pub(crate) async fn app(
+    State(state): State<Service>,
+    Query(query): Query<AppQuery>,
+) -> Result<Json<AppView>, ConsoleError> {
     query.check()?;
     let instances = instances_of(&state, &query);
     let (mut by_host, leases) = match leases_from_leader(&state, &query, &instances).await {
@@ -231,7 +234,7 @@ pub async fn app(State(state): State<Service>, Query(query): Query<AppQuery>) ->
 }
 
 /// The leader's lease figures of one app; 409 on a node that does not keep the leases.
-pub async fn leases(
+pub(crate) async fn leases(
     State(state): State<Service>,
     Query(query): Query<AppQuery>,
 ) -> Result<Json<LeaseList>, ConsoleError> {

@@ -19,13 +19,13 @@ use crate::registry::store::{AppEntry, Hosts, Registry};
 use crate::service::Service;
 
 /// Apps per page unless asked otherwise.
-pub const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 /// Most apps per page.
-pub const MAX_LIMIT: usize = 500;
+pub(crate) const MAX_LIMIT: usize = 500;
 
 /// The query of the apps list.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct AppsQuery {
+pub(crate) struct AppsQuery {
     /// Case-insensitive part of the appid.
     #[serde(default)]
     pub q: String,
@@ -47,7 +47,7 @@ pub struct AppsQuery {
 
 /// Up and waiting instances of one zone of an app.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ZoneCounts {
+pub(crate) struct ZoneCounts {
     /// The zone.
     pub zone: String,
     /// Instances with status up.
@@ -58,7 +58,7 @@ pub struct ZoneCounts {
 
 /// One app of the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppRow {
+pub(crate) struct AppRow {
     /// Env.
     pub env: String,
     /// Appid.
@@ -73,7 +73,7 @@ pub struct AppRow {
 
 /// One page of the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppsPage {
+pub(crate) struct AppsPage {
     /// Apps matching the filters (all pages).
     pub total: usize,
     /// Offset of this page.
@@ -129,7 +129,7 @@ fn row(env: &str, appid: &str, app: &AppEntry) -> AppRow {
 }
 
 /// The page `query` asks for.
-pub fn list_apps(registry: &Registry, query: &AppsQuery) -> Result<AppsPage, ConsoleError> {
+pub(crate) fn list_apps(registry: &Registry, query: &AppsQuery) -> Result<AppsPage, ConsoleError> {
     let status = status_filter(&query.status)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let needle = query.q.trim().to_lowercase();
@@ -181,7 +181,7 @@ pub fn list_apps(registry: &Registry, query: &AppsQuery) -> Result<AppsPage, Con
 }
 
 /// The handler.
-pub async fn apps(
+pub(crate) async fn apps(
     State(state): State<Service>,
     Query(query): Query<AppsQuery>,
 ) -> Result<Json<AppsPage>, ConsoleError> {

@@ -22,7 +22,7 @@ use crate::service::Service;
 
 /// This node, as the cluster page heads it.
 #[derive(Debug, Clone, Serialize)]
-pub struct NodeSummary {
+pub(crate) struct NodeSummary {
     /// Id.
     pub id: u64,
     /// Address.
@@ -43,7 +43,7 @@ pub struct NodeSummary {
 
 /// One member row.
 #[derive(Debug, Clone, Serialize)]
-pub struct MemberRow {
+pub(crate) struct MemberRow {
     /// This node's view of the member (role, serving, reachable, applied, lag).
     #[serde(flatten)]
     pub view: MemberView,
@@ -57,7 +57,7 @@ pub struct MemberRow {
 
 /// Self-preservation as the leader reports it.
 #[derive(Debug, Clone, Serialize)]
-pub struct GuardView {
+pub(crate) struct GuardView {
     /// The node whose lessor answered (`None`: none did).
     pub from: Option<u64>,
     /// Its state: leases, and the guard's inputs (expected renews, threshold, last minute, evictions).
@@ -68,7 +68,7 @@ pub struct GuardView {
 
 /// The newest snapshot file.
 #[derive(Debug, Clone, Serialize)]
-pub struct SnapshotFile {
+pub(crate) struct SnapshotFile {
     /// Last log index it covers (from Raft's metrics).
     pub index: Option<u64>,
     /// Bytes.
@@ -79,7 +79,7 @@ pub struct SnapshotFile {
 
 /// Storage figures.
 #[derive(Debug, Clone, Serialize)]
-pub struct StorageView {
+pub(crate) struct StorageView {
     /// The data dir.
     pub data_dir: String,
     /// Bytes in it.
@@ -96,7 +96,7 @@ pub struct StorageView {
 
 /// The cluster page.
 #[derive(Debug, Clone, Serialize)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     /// This node.
     pub node: NodeSummary,
     /// Every member.
@@ -141,7 +141,7 @@ async fn guard_view(state: &Service) -> GuardView {
 }
 
 /// The cluster page's handler.
-pub async fn cluster(State(state): State<Service>) -> Json<ClusterView> {
+pub(crate) async fn cluster(State(state): State<Service>) -> Json<ClusterView> {
     let me = state.status();
     let (rows, guard) = tokio::join!(member_rows(&state), guard_view(&state));
     let members = me
@@ -192,7 +192,7 @@ pub async fn cluster(State(state): State<Service>) -> Json<ClusterView> {
 }
 
 /// The leader's lessor state; 409 on a node that does not keep the leases.
-pub async fn guard(State(state): State<Service>) -> Result<Json<LessorStatus>, ConsoleError> {
+pub(crate) async fn guard(State(state): State<Service>) -> Result<Json<LessorStatus>, ConsoleError> {
     let status = state.lease_status();
     if !status.active {
         return Err(ConsoleError::new(
@@ -205,7 +205,7 @@ pub async fn guard(State(state): State<Service>) -> Result<Json<LessorStatus>, C
 
 /// The charts' body.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChartsView {
+pub(crate) struct ChartsView {
     /// The node these samples are of.
     pub node: u64,
     /// Seconds between samples.
@@ -215,6 +215,6 @@ pub struct ChartsView {
 }
 
 /// The charts' handler.
-pub async fn charts(State(state): State<Service>) -> Json<ChartsView> {
+pub(crate) async fn charts(State(state): State<Service>) -> Json<ChartsView> {
     Json(ChartsView { node: state.config().id, every_s: SAMPLE_EVERY.as_secs(), samples: state.samples() })
 }

@@ -10,7 +10,7 @@ use axum::Json;
 /// A failed console request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct ConsoleError {
+pub(crate) struct ConsoleError {
     /// HTTP status.
     pub status: StatusCode,
     /// What went wrong, for the operator.
@@ -19,12 +19,12 @@ pub struct ConsoleError {
 
 impl ConsoleError {
     /// 400: the request itself is wrong.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
 
     /// Any other status.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
     }
 }

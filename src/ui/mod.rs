@@ -15,12 +15,12 @@
 //! - Client-controlled text (every instance field) reaches the page only as JSON and is put in the DOM with
 //!   `textContent`, never as markup; the plain page escapes it.
 
-pub mod actions;
-pub mod app;
-pub mod apps;
+pub(crate) mod actions;
+pub(crate) mod app;
+pub(crate) mod apps;
 mod assets;
-pub mod cluster;
-pub mod error;
+pub(crate) mod cluster;
+pub(crate) mod error;
 mod html;
 mod leader;
 mod members;
@@ -32,7 +32,7 @@ use axum::Router;
 use crate::service::Service;
 
 /// Every route of the console.
-pub fn routes() -> Router<Service> {
+pub(crate) fn routes() -> Router<Service> {
     Router::new()
         .merge(assets::routes())
         .merge(plain::routes())

@@ -3,7 +3,7 @@
 //!
 //! Why sharing is linearizable: a read index is valid for every read that arrived *before* the request
 //! that obtained it left (the leader confirms, after receiving it, that it still leads and reports its
-//! commit index, which covers every write acknowledged before then). [`pipeline`](crate::node::pipeline) only
+//! commit index, which covers every write acknowledged before then). [`pipeline`] only
 //! hands out items queued before the batch was taken, and the request is sent after that.
 
 use tokio::sync::{mpsc, oneshot};

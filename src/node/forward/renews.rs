@@ -1,5 +1,5 @@
 //! Renews: judged by the leader's lessor, never written to the Raft log. A follower forwards the renews it
-//! receives to the leader in batches ([`pipeline`](crate::node::pipeline): whatever queued while the previous
+//! receives to the leader in batches ([`pipeline`]: whatever queued while the previous
 //! batches were on their way, no timer) and answers each client with the leader's verdict; with no
 //! reachable leader the verdict is "not the leader" (-500), never -404, which would make every client
 //! re-register at once.
