@@ -6,50 +6,24 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use discovery::client::{Client, ClientError, InstanceKey, Registration};
 use support::{run_to_exit, NodeProc};
 
-async fn register(node: &NodeProc, host: usize) -> Value {
-    let form = [
-        ("zone", "sh001".to_string()),
-        ("env", "dev".to_string()),
-        ("appid", "demo.svc".to_string()),
-        ("hostname", format!("host-{host}")),
-        ("status", "1".to_string()),
-        ("addrs", format!("grpc://10.0.0.{host}:9000")),
-    ];
-    reqwest::Client::new()
-        .post(node.url("/discovery/register"))
-        .form(&form)
-        .send()
-        .await
-        .expect("register request")
-        .json()
-        .await
-        .expect("register json")
+async fn register(node: &NodeProc, host: usize) -> Result<(), ClientError> {
+    let key = InstanceKey::new("dev", "demo.svc", "sh001", &format!("host-{host}"));
+    Client::new(&node.addr).register(&Registration::new(key, [format!("grpc://10.0.0.{host}:9000")])).await
 }
 
 async fn fetch_hosts(node: &NodeProc) -> Vec<String> {
-    let body: Value = reqwest::get(node.url("/discovery/fetch?appid=demo.svc&env=dev&status=3"))
-        .await
-        .expect("fetch request")
-        .json()
-        .await
-        .expect("fetch json");
-    assert_eq!(body["code"], 0, "fetch answered {body}");
-    let mut hosts: Vec<String> = body["data"]["instances"]["sh001"]
-        .as_array()
-        .expect("zone sh001")
-        .iter()
-        .map(|i| i["hostname"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let info = Client::new(&node.addr).fetch("dev", "demo.svc", None, 3).await.expect("fetch");
+    let mut hosts: Vec<String> =
+        info.instances.get("sh001").expect("zone sh001").iter().map(|i| i.hostname.clone()).collect();
     hosts.sort();
     hosts
 }
 
 async fn role(node: &NodeProc) -> String {
-    let status: Value = reqwest::get(node.url("/admin/status")).await.expect("status").json().await.expect("json");
-    status["role"].as_str().unwrap_or_default().to_string()
+    Client::new(&node.addr).status_of(&node.addr).await.expect("status").role
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,8 +38,7 @@ async fn dev_mode_survives_kill9_and_restarts_as_leader() {
     for round in 0..3 {
         for i in 0..10 {
             let host = round * 10 + i;
-            let answer = register(&node, host).await;
-            assert_eq!(answer["code"], 0, "register answered {answer}");
+            register(&node, host).await.unwrap_or_else(|e| panic!("register: {e}"));
             expected.push(format!("host-{host}"));
         }
         node.kill9();

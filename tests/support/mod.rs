@@ -86,15 +86,14 @@ impl NodeProc {
     /// Poll `/healthz` until 200 or the deadline; returns how long it took.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
-        let client = reqwest::Client::new();
+        let client =
+            discovery::client::Client::builder([self.addr.as_str()]).call_timeout(Duration::from_millis(500)).build();
         while started.elapsed() < timeout {
             if let Some(status) = self.try_wait() {
                 return Err(format!("discovery exited early: {status}"));
             }
-            if let Ok(resp) = client.get(self.url("/healthz")).timeout(Duration::from_millis(500)).send().await {
-                if resp.status().is_success() {
-                    return Ok(started.elapsed());
-                }
+            if client.health_of(&self.addr).await.is_ok() {
+                return Ok(started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
