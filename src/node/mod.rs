@@ -18,6 +18,7 @@
 //! | disk guard | the free-space verdict of the write path | cancel |
 //! | chart sampler (`charts`) | the console's last hour of samples | cancel |
 //! | openraft core | log store, state machine | `raft.shutdown()` after the server stopped |
+//! | log flushes (`SledLogStore::flushes`) | one durable sync of appended entries each | end with their sync; waited for (`FLUSH_GRACE`) after the core stopped |
 //!
 //! Stopping is bounded: whatever a task waits on (an eviction a cut-off leader can never commit, a client
 //! that keeps a request open), [`RunningNode::stop`] returns within [`SHUTDOWN_GRACE`] + 5 s.
@@ -79,6 +80,9 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1
 /// How long the background tasks, then the Raft core, may take to stop after the server did.
 const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const CORE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the log's last flushes may take once the core stopped: a sync of a few entries takes
+/// milliseconds; a disk that takes longer is logged, and the entries were never acknowledged anyway.
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Shared state of every handler: one `Arc`, so the clone axum makes for every request and middleware is a
 /// single reference count (cloning the fields one by one was 5 % of a node's CPU under register load).
@@ -184,6 +188,8 @@ pub struct RunningNode {
     pub state: AppState,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The log store's append flushes (they outlive the core's append calls).
+    flushes: TaskTracker,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     hard_stop: CancellationToken,
 }
@@ -218,6 +224,10 @@ impl RunningNode {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "the Raft core did not stop cleanly"),
             Err(_) => tracing::warn!("the Raft core did not stop within {CORE_GRACE:?}; exiting anyway"),
+        }
+        self.flushes.close();
+        if tokio::time::timeout(FLUSH_GRACE, self.flushes.wait()).await.is_err() {
+            tracing::warn!("a log flush did not finish within {FLUSH_GRACE:?} (a slow disk?); exiting anyway");
         }
         served.map_err(NodeError::Serve)
     }
@@ -270,6 +280,7 @@ where
     };
     let storage_metrics = StorageMetrics::default();
     log_store.set_sync_observer(Arc::new(storage_metrics.clone()));
+    let flushes = log_store.flushes();
     let raft_config = config.openraft_config().map_err(|e| NodeError::Raft(e.to_string()))?;
     let network = discovery_raft::HttpNetworkFactory::new(discovery_raft::NetworkConfig {
         token: config.cluster_token.as_deref().map(Arc::from),
@@ -373,7 +384,7 @@ where
         shutdown.clone(),
         hard_stop.clone(),
     ));
-    Ok(RunningNode { state, shutdown, tasks, server, hard_stop })
+    Ok(RunningNode { state, shutdown, tasks, flushes, server, hard_stop })
 }
 
 /// Start a node and run it until `signal` resolves, then stop it cleanly.

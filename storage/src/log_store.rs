@@ -35,6 +35,7 @@ use openraft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_util::task::TaskTracker;
 
 use crate::codec;
 use crate::durable::Durable;
@@ -53,6 +54,8 @@ pub struct SledLogStore<C: RaftTypeConfig> {
     meta: sled::Tree,
     durable: Arc<Durable>,
     record: Arc<DurableRecord<C::NodeId>>,
+    /// The flush of each append, acknowledged to openraft when durable (shared by the clones).
+    flushes: TaskTracker,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -63,6 +66,7 @@ impl<C: RaftTypeConfig> Clone for SledLogStore<C> {
             meta: self.meta.clone(),
             durable: Arc::clone(&self.durable),
             record: Arc::clone(&self.record),
+            flushes: self.flushes.clone(),
             _config: PhantomData,
         }
     }
@@ -75,13 +79,19 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         self.durable.set_observer(observer);
     }
 
+    /// The flushes of appends still in flight. The owner closes and waits on it after the Raft core
+    /// stopped: a flush outlives the append call that started it (openraft learns of it by callback).
+    pub fn flushes(&self) -> TaskTracker {
+        self.flushes.clone()
+    }
+
     pub(crate) fn new(
         logs: sled::Tree,
         meta: sled::Tree,
         durable: Arc<Durable>,
         record: Arc<DurableRecord<C::NodeId>>,
     ) -> Self {
-        Self { logs, meta, durable, record, _config: PhantomData }
+        Self { logs, meta, durable, record, flushes: TaskTracker::new(), _config: PhantomData }
     }
 
     /// True if this node has never taken part in a cluster: no vote, no log entry, nothing purged.
@@ -323,7 +333,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         // The entries are readable now; acknowledge them once durable and recorded, without blocking
         // this task.
         let (durable, record) = (Arc::clone(&self.durable), Arc::clone(&self.record));
-        tokio::spawn(async move {
+        self.flushes.spawn(async move {
             callback.log_io_completed(within_deadline(SYNC_DEADLINE, move || sync_and_record(&durable, &record)).await)
         });
         Ok(())
