@@ -1,5 +1,12 @@
 //! A lean HTTP/1.1 keep-alive client (hyper's connection API: one TCP connection, requests in sequence)
 //! and the success rules of the two APIs measured.
+//!
+//! Why not `discovery::client` for the load: the generator shares the cores with the servers it measures,
+//! so its hot loops send pre-rendered request bytes and read only the envelope's code; the library client
+//! (reqwest, a typed decoding of every answer, node failover) would take CPU from the servers and lower
+//! the figures it is meant to measure. Its other use here is etcd's gateway, which the library does not
+//! speak. Everything else a tool asks a discovery node (status, digest, health, snapshots) goes through
+//! the library's client: [`discovery_client`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -52,6 +59,12 @@ pub fn resolve_loopback(authority: &str) -> Result<SocketAddr, BoxError> {
         return Err(format!("{authority}: not a loopback address; discovery-bench only talks to loopback").into());
     }
     Ok(addr)
+}
+
+/// The library's typed client of one discovery node (loopback only, like everything this tool sends).
+pub fn discovery_client(node: &str, timeout: Duration) -> Result<discovery::client::Client, BoxError> {
+    resolve_loopback(node)?;
+    Ok(discovery::client::Client::builder([node]).call_timeout(timeout).build())
 }
 
 /// One keep-alive connection.
@@ -109,13 +122,6 @@ pub async fn once(
         conn.send(request(&method, &url.authority, &url.target, content_type, body)?).await
     };
     tokio::time::timeout(timeout, work).await.map_err(|_| format!("{}{}: timed out", url.authority, url.target))?
-}
-
-/// GET `url` (a fresh connection) and parse the answer as JSON; any HTTP status.
-pub async fn get_json(url: &Url, timeout: Duration) -> Result<(StatusCode, serde_json::Value), BoxError> {
-    let (status, body) = once(Method::GET, url, None, Bytes::new(), timeout).await?;
-    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    Ok((status, value))
 }
 
 /// What counts as a success.

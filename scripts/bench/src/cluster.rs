@@ -103,13 +103,7 @@ async fn probe(kind: Kind, nodes: &[String], caught_up: bool) -> Result<usize, B
     for node in nodes {
         match kind {
             Kind::Discovery => {
-                let url = Url::parse(&format!("http://{node}/healthz"))?;
-                let (status, _) = client::once(Method::GET, &url, None, Bytes::new(), PROBE_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if status != StatusCode::OK {
-                    return Err(format!("{node}: /healthz {status}").into());
-                }
+                client::discovery_client(node, PROBE_TIMEOUT)?.health_of(node).await.map_err(|e| e.to_string())?;
                 let s = discovery_status(node).await?;
                 leaders.push(s.leader.ok_or_else(|| format!("{node}: no leader known"))?.to_string());
                 applied.push(s.last_applied);
@@ -147,16 +141,8 @@ pub struct DiscoveryStatus {
 
 /// `/admin/status` of a discovery node.
 pub async fn discovery_status(node: &str) -> Result<DiscoveryStatus, BoxError> {
-    let url = Url::parse(&format!("http://{node}/admin/status"))?;
-    let (status, value) = client::get_json(&url, PROBE_TIMEOUT).await?;
-    if status != StatusCode::OK {
-        return Err(format!("{node}: /admin/status {status}").into());
-    }
-    Ok(DiscoveryStatus {
-        role: value.get("role").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-        leader: value.get("leader").and_then(serde_json::Value::as_u64),
-        last_applied: value.get("last_applied").and_then(serde_json::Value::as_u64).unwrap_or(0),
-    })
+    let status = client::discovery_client(node, PROBE_TIMEOUT)?.status_of(node).await?;
+    Ok(DiscoveryStatus { role: status.role, leader: status.leader, last_applied: status.last_applied.unwrap_or(0) })
 }
 
 /// (member id, leader id) of an etcd member, as the gateway prints them (uint64 as strings).

@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::StatusCode;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{self, Url};
+use crate::client::{self};
 use crate::stats::{self, parse_duration};
 use crate::BoxError;
 
@@ -90,14 +89,8 @@ pub async fn run(args: JoinArgs) -> Result<(), BoxError> {
 async fn digests(nodes: &[String]) -> Result<Vec<String>, BoxError> {
     let mut out = Vec::new();
     for node in nodes {
-        let url = Url::parse(&format!("http://{node}/admin/digest"))?;
-        let (status, value) = client::get_json(&url, Duration::from_secs(5)).await?;
-        if status != StatusCode::OK {
-            return Err(format!("{node}: /admin/digest {status}").into());
-        }
-        let digest = value.get("digest").and_then(serde_json::Value::as_str).unwrap_or_default();
-        let applied = value.get("last_applied").and_then(serde_json::Value::as_u64).unwrap_or_default();
-        out.push(format!("{digest}@{applied}"));
+        let digest = client::discovery_client(node, Duration::from_secs(5))?.digest_of(node).await?;
+        out.push(format!("{}@{}", digest.digest, digest.last_applied.unwrap_or_default()));
     }
     Ok(out)
 }

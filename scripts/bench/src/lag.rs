@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{self, Url};
+use crate::client::{self};
 use crate::stats::{self, parse_duration};
 use crate::BoxError;
 
@@ -57,12 +57,13 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 /// `discovery-bench lag`.
 pub async fn run(args: LagArgs) -> Result<(), BoxError> {
     tokio::time::sleep(args.after).await;
-    let url = Url::parse(&format!("http://{}/admin/status", args.node))?;
+    let api = client::discovery_client(&args.node, Duration::from_secs(2))?;
     let until = Instant::now() + args.duration;
     let (mut ms, mut entries) = (Vec::new(), Vec::new());
     while Instant::now() < until {
         let next = Instant::now() + args.every;
-        if let Ok((_, status)) = client::get_json(&url, Duration::from_secs(2)).await {
+        // The raw status: the learners' lag fields are not part of the typed member.
+        if let Ok(status) = api.status_json_of(&args.node).await {
             let members = status.get("membership").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
             for member in
                 members.iter().filter(|m| m.get("role").and_then(serde_json::Value::as_str) == Some("learner"))

@@ -647,12 +647,8 @@ async fn read_log_indexes(nodes: &[String]) -> Result<Option<Vec<u64>>, BoxError
     }
     let mut indexes = Vec::new();
     for node in nodes {
-        let url = Url::parse(&format!("http://{node}/admin/status"))?;
-        let (_, status) = client::get_json(&url, Duration::from_secs(5)).await?;
-        let index = status
-            .get("last_log_index")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("{node}: /admin/status has no last_log_index: {status}"))?;
+        let status = client::discovery_client(node, Duration::from_secs(5))?.status_of(node).await?;
+        let index = status.last_log_index.ok_or_else(|| format!("{node}: /admin/status has no last_log_index"))?;
         indexes.push(index);
     }
     Ok(Some(indexes))

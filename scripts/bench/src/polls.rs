@@ -259,13 +259,9 @@ pub async fn run(args: PollsArgs) -> Result<(), BoxError> {
 async fn consistent_cursor(nodes: &[String], env: &str, appid: &str) -> Result<i64, BoxError> {
     let mut cursors = Vec::new();
     for node in nodes {
-        let url = Url::parse(&format!("http://{node}/discovery/fetch?appid={appid}&env={env}&status=1&consistent=1"))?;
-        let (_, value) = client::get_json(&url, Duration::from_secs(5)).await?;
-        let cursor = value
-            .pointer("/data/latest_timestamp")
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| format!("{node}: fetch of {appid} has no data.latest_timestamp: {value}"))?;
-        cursors.push(cursor);
+        let api = client::discovery_client(node, Duration::from_secs(5))?;
+        let info = api.fetch_consistent(env, appid, None, 1).await?;
+        cursors.push(info.latest_timestamp);
     }
     cursors.dedup();
     match cursors.as_slice() {

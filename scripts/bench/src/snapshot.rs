@@ -7,12 +7,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::{Method, StatusCode};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{self, Url};
+use crate::client::{self};
 use crate::stats::{self, parse_duration};
 use crate::BoxError;
 
@@ -51,24 +49,17 @@ struct SnapshotReport {
 
 /// The snapshot index in `/admin/status`.
 async fn snapshot_index(node: &str) -> Result<Option<u64>, BoxError> {
-    let url = Url::parse(&format!("http://{node}/admin/status"))?;
-    let (status, value) = client::get_json(&url, Duration::from_secs(5)).await?;
-    if status != StatusCode::OK {
-        return Err(format!("{node}: /admin/status {status}").into());
-    }
-    Ok(value.get("snapshot_index").and_then(serde_json::Value::as_u64))
+    let status = client::discovery_client(node, Duration::from_secs(5))?.status_of(node).await?;
+    Ok(status.other.get("snapshot_index").and_then(serde_json::Value::as_u64))
 }
 
 /// `discovery-bench snapshot`.
 pub async fn run(args: SnapshotArgs) -> Result<(), BoxError> {
     tokio::time::sleep(args.after).await;
     let before = snapshot_index(&args.node).await?;
-    let url = Url::parse(&format!("http://{}/admin/snapshot", args.node))?;
+    let api = client::discovery_client(&args.node, Duration::from_secs(10))?;
     let started = Instant::now();
-    let (status, body) = client::once(Method::POST, &url, None, Bytes::new(), Duration::from_secs(10)).await?;
-    if status != StatusCode::ACCEPTED {
-        return Err(format!("{}: POST /admin/snapshot {status}: {}", args.node, String::from_utf8_lossy(&body)).into());
-    }
+    api.request_snapshot(&args.node).await?;
     let deadline = started + args.timeout;
     let after = loop {
         if let Ok(Some(now)) = snapshot_index(&args.node).await {
