@@ -105,13 +105,27 @@ pub struct Reply {
     pub data: Option<Value>,
     /// The envelope's `error` (`polls`: `{"-404": [unknown appids]}`).
     pub error: Option<Value>,
+    /// How stale a read is, from the `x-discovery-stale-ms` header: set by a node cut off from its leader
+    /// that still answers from the last state it applied (a read replica in a partitioned zone).
+    pub stale_ms: Option<u64>,
 }
 
 impl Reply {
     fn new(server: String, status: u16, answer: Envelope<Value>) -> Self {
-        Reply { server, status, code: answer.code, message: answer.message, data: answer.data, error: answer.error }
+        Reply {
+            server,
+            status,
+            code: answer.code,
+            message: answer.message,
+            data: answer.data,
+            error: answer.error,
+            stale_ms: answer.stale_ms,
+        }
     }
 }
+
+/// The header a node cut off from its leader puts on the reads it still answers.
+const STALE_HEADER: &str = "x-discovery-stale-ms";
 
 /// A client of a discovery cluster (any members of it). Cheap to clone: clones share the node list.
 #[derive(Debug, Clone)]
@@ -195,6 +209,9 @@ struct Envelope<T> {
     /// `polls` only: `{"-404": [unknown appids] or null}`.
     #[serde(default)]
     error: Option<Value>,
+    /// [`STALE_HEADER`], not part of the body.
+    #[serde(skip)]
+    stale_ms: Option<u64>,
 }
 
 /// Whether a call may be tried on another node after a transport failure.
@@ -572,15 +589,17 @@ impl Client {
     }
 }
 
-/// Read the answer as a bilibili envelope.
+/// Read the answer as a bilibili envelope (with the staleness its headers declare).
 async fn decode<T: DeserializeOwned>(server: &str, response: reqwest::Response) -> Result<Envelope<T>, ClientError> {
     let status = response.status();
+    let stale_ms = response.headers().get(STALE_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
     let body = response.bytes().await.map_err(|e| transport_error(server, &e))?;
-    serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
+    let envelope: Envelope<T> = serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
         server: server.to_string(),
         status: status.as_u16(),
         reason: format!("{e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
-    })
+    })?;
+    Ok(Envelope { stale_ms, ..envelope })
 }
 
 /// A transport failure: `sent` unless the connection could not even be made.

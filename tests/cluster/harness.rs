@@ -12,8 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use crate::process::{free_port, run_cli};
@@ -36,51 +35,17 @@ pub async fn poll_until<T, E>(deadline: Instant, mut look: impl AsyncFnMut() -> 
 /// Clusters that may run at once in this test binary (each is 3–5 processes; the machine may have 2 cores).
 static SLOTS: Semaphore = Semaphore::const_new(2);
 
-/// One member as `/admin/status` reports it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Member {
-    /// Node id.
-    pub id: u64,
-    /// Advertised address.
-    pub addr: String,
-    /// Zone.
-    pub zone: String,
-    /// False for learners.
-    pub voter: bool,
-}
-
-/// The body of `/admin/status`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Status {
-    /// `Leader`, `Follower`, `Candidate`, `Learner`.
-    pub role: String,
-    /// The leader it knows of.
-    pub leader: Option<u64>,
-    /// Its current term.
-    pub term: u64,
-    /// Last applied index.
-    pub last_applied: Option<u64>,
-    /// The effective membership.
-    pub membership: Vec<Member>,
-}
-
-/// The body of `/admin/digest`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Digest {
-    /// Index the digest was taken at.
-    pub last_applied: Option<u64>,
-    /// Fingerprint of the replicated state.
-    pub digest: String,
-    /// Number of instances.
-    pub instances: u64,
-}
+/// What `/admin/status` and `/admin/digest` answer: the library client's types.
+pub use discovery::client::wire::{Digest, Member, NodeStatus as Status};
 
 /// A cluster of real processes. Dropping it kills every process.
 pub struct TestCluster {
     nodes: BTreeMap<u64, NodeProc>,
     extra: Vec<String>,
     dir: Option<tempfile::TempDir>,
-    /// HTTP client with short timeouts (connect 1 s, request 5 s), no proxy: operator and console routes.
+    /// Raw HTTP client with short timeouts (connect 1 s, request 5 s), no proxy: the console's `/ui` routes
+    /// and [`TestCluster::admin_post`], which keep the exact HTTP status and body a test asserts on. The
+    /// API itself goes through the library's client ([`TestCluster::api`]).
     pub client: reqwest::Client,
     /// The library's API client of each node, by address (see [`TestCluster::api`]).
     api_clients: std::sync::Mutex<BTreeMap<String, discovery::client::Client>>,
@@ -238,14 +203,14 @@ impl TestCluster {
 
     /// `/admin/status` of node `id`, or `None` if it does not answer within 1 s.
     pub async fn status(&self, id: u64) -> Option<Status> {
-        let resp = self.client.get(self.url(id, "/admin/status")).timeout(Duration::from_secs(1)).send().await.ok()?;
-        resp.json().await.ok()
+        let addr = self.addr(id);
+        self.api(id).with_call_timeout(Duration::from_secs(1)).status_of(&addr).await.ok()
     }
 
     /// `/admin/digest` of node `id`, or `None` if it does not answer within 1 s.
     pub async fn digest(&self, id: u64) -> Option<Digest> {
-        let resp = self.client.get(self.url(id, "/admin/digest")).timeout(Duration::from_secs(1)).send().await.ok()?;
-        resp.json().await.ok()
+        let addr = self.addr(id);
+        self.api(id).with_call_timeout(Duration::from_secs(1)).digest_of(&addr).await.ok()
     }
 
     /// The node that currently says it is leader (highest term wins), if any live node does.
@@ -509,7 +474,7 @@ impl TestCluster {
     /// Returns once the remaining members agree on a leader again (removing the leader costs an election).
     pub async fn remove_node(&mut self, id: u64) {
         if self.members_of_leader().await.is_some_and(|m| m.iter().any(|m| m.id == id)) {
-            self.change_membership("/admin/cluster/remove", json!({ "id": id }), Duration::from_secs(30)).await;
+            self.remove_member(id, Duration::from_secs(30)).await;
         }
         self.removed(id).await;
     }
@@ -594,35 +559,24 @@ impl TestCluster {
         serde_json::from_str(&text).map(|v| (status, v)).map_err(|_| format!("HTTP {status}, not JSON: {text:?}"))
     }
 
-    /// POST a membership change to the leader, retrying (new leader, change in progress) until it is
-    /// accepted: HTTP 2xx and, if the body is a bilibili envelope, code 0.
-    async fn change_membership(&self, path: &str, body: Value, timeout: Duration) {
+    /// Remove member `id` through the library client on the leader, retrying (new leader, change in
+    /// progress) until it is accepted or observed done.
+    async fn remove_member(&self, id: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;
+        let node = self.addr(id);
         let mut last = String::new();
         while Instant::now() < deadline {
             let leader = self.wait_for_leader(deadline.saturating_duration_since(Instant::now())).await;
-            let sent = self.client.post(self.url(leader, path)).json(&body).timeout(timeout).send().await;
-            match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    let code =
-                        serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("code").and_then(Value::as_i64));
-                    if status.is_success() && code.is_none_or(|c| c == 0) {
-                        return;
-                    }
-                    last = format!("{status} {text}");
-                }
+            match self.api(leader).cluster_remove(&self.addr(leader), &node).await {
+                Ok(_) => return,
                 Err(e) => last = e.to_string(),
             }
-            if path.ends_with("/remove")
-                && self.members_of_leader().await.is_some_and(|m| m.iter().all(|m| Some(m.id) != body["id"].as_u64()))
-            {
+            if self.members_of_leader().await.is_some_and(|m| m.iter().all(|m| m.id != id)) {
                 return; // an earlier attempt went through although its answer was lost
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("{path} {body} not accepted within {timeout:?}: {last}\n{}", self.logs());
+        panic!("removing node {id} not accepted within {timeout:?}: {last}\n{}", self.logs());
     }
 
     // ---- diagnostics ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ async fn renewing_instances_survive_leader_kills() {
     assert_eq!(api::code(&renewed), 0, "renew of the stale instance on the leader: {renewed:?}");
     assert!(!gone_everywhere(&cluster, &stale).await, "the stale instance must exist before the first kill");
     let before = cluster.wait_converged(T).await;
-    assert_eq!(before.instances, insts.len() as u64 + 1, "evictions before the first kill (setup too slow?)");
+    assert_eq!(before.instances, insts.len() + 1, "evictions before the first kill (setup too slow?)");
 
     let mut last_kill = Instant::now();
     let mut last_elected = Duration::ZERO;
@@ -148,7 +148,7 @@ async fn renewing_instances_survive_leader_kills() {
         renewers.not_found(),
         lost.join("\n")
     );
-    assert_eq!(digest.instances, insts.len() as u64, "digest counts the renewing instances only: {digest:?}");
+    assert_eq!(digest.instances, insts.len(), "digest counts the renewing instances only: {digest:?}");
     let not_found = renewers.not_found();
     eprintln!(
         "renews: {} succeeded, {} failed and retried, {} answered -404",

@@ -142,7 +142,7 @@ async fn wiped_node_catches_up_by_snapshot() {
     }
     cluster.join(victim).await;
     let digest = cluster.wait_converged(Duration::from_secs(60)).await;
-    assert_eq!(digest.instances, written.len() as u64, "{digest:?}");
+    assert_eq!(digest.instances, written.len(), "{digest:?}");
     assert_has_all(&cluster, victim, appid, &written).await;
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api::{self, Inst};
 use crate::harness::{poll_until, TestCluster};
@@ -38,15 +38,7 @@ async fn snapshot_now(cluster: &TestCluster) {
     let (status, answer) = cluster.admin_post(leader, "/admin/snapshot", &json!({}), T).await.expect("snapshot");
     assert_eq!(status, 202, "{answer}");
     let built = poll_until(Instant::now() + T, async || {
-        let status: Value = cluster
-            .client
-            .get(cluster.url(leader, "/admin/status"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let status = cluster.api(leader).status_json_of(&cluster.addr(leader)).await.map_err(|e| e.to_string())?;
         match status["snapshot_index"].as_u64() {
             Some(index) if index >= applied => Ok(index),
             other => Err(format!("snapshot index {other:?}, want {applied}")),
@@ -72,7 +64,7 @@ async fn a_node_added_after_the_purge_catches_up_by_a_snapshot_of_many_chunks() 
     snapshot_now(&cluster).await;
     let id = cluster.add_node().await;
     let digest = cluster.wait_converged(T).await;
-    assert_eq!(digest.instances, hosts.len() as u64);
+    assert_eq!(digest.instances, hosts.len());
     let total =
         received_total(&cluster, id).unwrap_or_else(|| panic!("node {id} got no snapshot:\n{}", cluster.logs()));
     assert!(total > 20 * 4096, "a snapshot of {total} bytes is not several 4 KiB chunks");
@@ -98,15 +90,7 @@ async fn a_receiver_killed_in_mid_transfer_starts_over_and_converges() {
     });
     // Wait until the transfer is under way, as the receiver's /admin/status says, then kill it.
     let progress = poll_until(Instant::now() + T, async || {
-        let status: Value = cluster
-            .client
-            .get(cluster.url(id, "/admin/status"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let status = cluster.api(id).status_json_of(&cluster.addr(id)).await.map_err(|e| e.to_string())?;
         let receive = &status["snapshot_receive"];
         match (receive["received_bytes"].as_u64(), receive["total_bytes"].as_u64()) {
             (Some(received), Some(total)) if received > 0 && received < total => Ok((received, total)),
@@ -125,7 +109,7 @@ async fn a_receiver_killed_in_mid_transfer_starts_over_and_converges() {
     assert_eq!(status, 200, "the add completes once the restarted node caught up: {text}\n{}", cluster.logs());
     cluster.mark_member(id);
     let digest = cluster.wait_converged(T).await;
-    assert_eq!(digest.instances, hosts.len() as u64);
+    assert_eq!(digest.instances, hosts.len());
     assert!(cluster.log_of(id).contains("removed a partly received snapshot"), "the crash's leftover was removed");
     assert!(!cluster.data_dir(id).join("snapshot.receiving").exists(), "no partial file after the install");
 }

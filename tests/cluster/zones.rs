@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use discovery::client::wire::STATUS_UP;
-use discovery::client::{InstanceKey, Registration};
+use discovery::client::{ClientError, InstanceKey, Registration};
 
 use crate::api::{self, Inst, ENV, ZONE};
 use crate::harness::{poll_until, run_cli, TestCluster};
@@ -43,7 +43,7 @@ async fn infra_zones(cluster: &TestCluster, id: u64) -> BTreeSet<(String, String
 }
 
 async fn member_view(cluster: &TestCluster, on: u64, id: u64) -> Option<Value> {
-    let status: Value = cluster.client.get(cluster.url(on, "/admin/status")).send().await.ok()?.json().await.ok()?;
+    let status = cluster.api(on).status_json_of(&cluster.addr(on)).await.ok()?;
     status["membership"].as_array()?.iter().find(|m| m["id"].as_u64() == Some(id)).cloned()
 }
 
@@ -127,10 +127,10 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     let r1 = cluster.add_learner(ZONE).await;
     let r2 = cluster.add_learner(ZONE).await;
     let appid = "zones.cut";
-    let client = cluster.client.clone();
     let b = Inst::new(appid, "b-1");
-    let b_base = cluster.base(r1);
+    let b_addr = cluster.addr(r1);
     let on_b = cluster.api(r1);
+    let fetch = [("appid", appid.to_string()), ("env", ENV.to_string()), ("status", "3".to_string())];
     let body = api::register(&on_b, &b, T).await.expect("register");
     assert_eq!(api::code(&body), 0, "{body:?}\n{}", cluster.logs());
 
@@ -140,22 +140,16 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
     }
     // Reads go on from the last state and say how stale they are.
     let stale = poll_until(Instant::now() + T, async || {
-        let resp = client
-            .get(format!("{b_base}/discovery/fetch?appid={appid}&env={ENV}&status=3"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let header = resp.headers().get("x-discovery-stale-ms").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-        match header {
-            Some(ms) if ms >= 1_000 => Ok((ms, body)),
+        let reply = on_b.get_envelope_at(&b_addr, "/discovery/fetch", &fetch, T).await.map_err(|e| e.to_string())?;
+        match reply.stale_ms {
+            Some(ms) if ms >= 1_000 => Ok(reply),
             other => Err(format!("stale header {other:?}")),
         }
     })
     .await
     .unwrap_or_else(|e| panic!("no stale header on a cut-off replica: {e}\n{}", cluster.logs()));
-    assert_eq!(stale.1["code"], 0, "reads answer from the last state: {}", stale.1);
-    assert!(api::hosts_in(&stale.1["data"]).contains("b-1"));
+    assert_eq!(stale.code, 0, "reads answer from the last state: {stale:?}");
+    assert!(api::hosts_in(stale.data.as_ref().unwrap_or(&Value::Null)).contains("b-1"));
     // Writes and renews answer -500 at once, naming the cause.
     for what in ["register", "renew"] {
         let started = Instant::now();
@@ -170,15 +164,9 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
         assert!(took < Duration::from_millis(500), "{what} took {took:?}: not at once");
     }
     // /healthz says stale after --stale-after (3 s).
-    let health = poll_until(Instant::now() + T, async || {
-        let resp = client.get(format!("{b_base}/healthz")).send().await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| e.to_string())?;
-        if status == 503 && text.starts_with("stale") {
-            Ok(text)
-        } else {
-            Err(format!("{status} {text}"))
-        }
+    let health = poll_until(Instant::now() + T, async || match on_b.health_of(&b_addr).await {
+        Err(ClientError::Refused { status: 503, message, .. }) if message.starts_with("stale") => Ok(message),
+        other => Err(format!("{other:?}")),
     })
     .await;
     assert!(health.is_ok(), "healthz: {health:?}");
@@ -186,21 +174,16 @@ async fn a_zone_cut_off_serves_stale_reads_refuses_writes_and_loses_no_instance(
         cluster.sigcont(id);
     }
     cluster.wait_converged(T).await;
-    let fresh = client.get(format!("{b_base}/discovery/fetch?appid={appid}&env={ENV}&status=3")).send().await;
-    let fresh = fresh.expect("fetch after the heal");
+    let fresh = on_b.get_envelope_at(&b_addr, "/discovery/fetch", &fetch, T).await.expect("fetch after the heal");
     let header = poll_until(Instant::now() + T, async || {
-        let resp = client
-            .get(format!("{b_base}/discovery/fetch?appid={appid}&env={ENV}&status=3"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        match resp.headers().get("x-discovery-stale-ms") {
+        let reply = on_b.get_envelope_at(&b_addr, "/discovery/fetch", &fetch, T).await.map_err(|e| e.to_string())?;
+        match reply.stale_ms {
             None => Ok(()),
-            Some(v) => Err(format!("still stale: {v:?}")),
+            Some(ms) => Err(format!("still stale: {ms} ms")),
         }
     })
     .await;
-    assert!(header.is_ok(), "{header:?} (first answer after heal: {:?})", fresh.headers());
+    assert!(header.is_ok(), "{header:?} (first answer after heal: {fresh:?})");
 
     // 2. Zone B unreachable from the leader, for longer than the lease (4 s): its instance renews through
     //    zone B's replicas and cannot; an instance of zone A that stops renewing is evicted meanwhile.

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::proc::Proc;
 use crate::support::run_to_exit;
 
@@ -17,7 +15,7 @@ async fn zone_of(args: &[&str], env: &[(&str, &str)]) -> String {
     all.extend_from_slice(args);
     let mut node = Proc::spawn(&tmp.path().join("data"), &all, env);
     node.wait_healthy(Duration::from_secs(20)).await;
-    let status: Value = reqwest::get(node.url("/admin/status")).await.expect("status").json().await.expect("json");
+    let status = node.client().status_json_of(&node.addr).await.expect("status");
     if args.is_empty() && env.is_empty() {
         let log = node.log_text();
         assert!(log.contains("ignored") && log.contains("log"), "the ignored original key is reported: {log}");

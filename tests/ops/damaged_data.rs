@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::proc::{register, Proc};
+use crate::proc::{hosts, register, Proc};
 
 const INSTANCES: usize = 300;
 const DAMAGE_BYTES: usize = 200;
@@ -24,28 +22,16 @@ fn damage_tail(data: &Path) {
     std::fs::write(&path, bytes).expect("write db");
 }
 
-async fn instance_count(client: &reqwest::Client, node: &Proc) -> usize {
-    let body: Value = client
-        .get(node.url("/discovery/fetch?appid=app&env=dev&status=3"))
-        .send()
-        .await
-        .expect("fetch")
-        .json()
-        .await
-        .expect("json");
-    body["data"]["instances"]["z1"].as_array().map_or(0, Vec::len)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_data_file_stops_the_node_with_a_way_out() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let client = reqwest::Client::new();
     {
         let mut node = Proc::spawn(&data, &[], &[]);
         node.wait_healthy(Duration::from_secs(20)).await;
+        let client = node.client();
         for i in 0..INSTANCES {
-            register(&client, &node, &format!("h{i:03}")).await;
+            register(&client, &format!("h{i:03}")).await;
         }
         node.signal("KILL");
         node.wait_exit(Duration::from_secs(10)).await.expect("killed node exits");
@@ -70,7 +56,7 @@ async fn a_damaged_data_file_stops_the_node_with_a_way_out() {
         None => {
             // Still running: only acceptable if the damage cost nothing.
             node.wait_healthy(Duration::from_secs(20)).await;
-            let count = instance_count(&client, &node).await;
+            let count = hosts(&node.client()).await.expect("fetch").len();
             assert_eq!(count, INSTANCES, "healthy with acknowledged instances missing:\n{stderr}");
         }
     }

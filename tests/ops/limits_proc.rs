@@ -6,44 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use discovery::client::{Client, ClientError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::proc::{register, Proc};
+use crate::proc::{hosts, register, registration, Proc};
 
-async fn fetch_hosts(client: &reqwest::Client, node: &Proc) -> Vec<String> {
-    let body: Value = client
-        .get(node.url("/discovery/fetch?appid=app&env=dev&status=3"))
-        .send()
-        .await
-        .expect("fetch")
-        .json()
-        .await
-        .expect("json");
-    if body["code"] == -404 {
-        return Vec::new();
+/// The code of registering `host`: 0 when acknowledged, the refusal's code, or none when the node did
+/// not answer.
+async fn register_code(client: &Client, host: &str) -> Option<i64> {
+    match client.register(&registration(host)).await {
+        Ok(()) => Some(0),
+        Err(err) => err.code(),
     }
-    assert_eq!(body["code"], 0, "{body}");
-    let mut hosts: Vec<String> = body["data"]["instances"]["z1"]
-        .as_array()
-        .map(|list| list.iter().filter_map(|i| i["hostname"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    hosts.sort();
-    hosts
-}
-
-async fn register_code(client: &reqwest::Client, node: &Proc, host: &str) -> Option<i64> {
-    let form = [
-        ("zone", "z1"),
-        ("env", "dev"),
-        ("appid", "app"),
-        ("hostname", host),
-        ("status", "1"),
-        ("addrs", "http://a:1"),
-    ];
-    let answer = client.post(node.url("/discovery/register")).form(&form).send().await.ok()?;
-    answer.json::<Value>().await.ok()?["code"].as_i64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,9 +36,10 @@ async fn a_low_open_file_limit_caps_clients_and_never_starves_storage() {
     let log = node.wait_log("serving fewer connections", Duration::from_secs(5)).await;
     assert!(log.contains("connections=256") && log.contains("open_file_limit=512"), "{log}");
 
-    // One keep-alive connection opened before the flood: the test's window into the node.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-    register(&client, &node, "victim").await;
+    // One keep-alive connection opened before the flood (the client's calls are sequential, so its pool
+    // holds one): the test's window into the node.
+    let client = node.client();
+    register(&client, "victim").await;
 
     // Fill the cap with idle connections, then more: the first 256 are held, over-cap clients that send a
     // request get the -503 envelope, the rest are closed.
@@ -94,14 +70,13 @@ async fn a_low_open_file_limit_caps_clients_and_never_starves_storage() {
 
     // The victim's lease expires: the eviction is a durable log write, which needs descriptors.
     let started = Instant::now();
-    while fetch_hosts(&client, &node).await.contains(&"victim".to_string()) {
+    while hosts(&client).await.expect("fetch").contains(&"victim".to_string()) {
         assert!(started.elapsed() < Duration::from_secs(20), "the eviction never happened:\n{}", node.log_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("victim evicted {:?} after the flood", started.elapsed());
-    let health = client.get(node.url("/healthz")).send().await.expect("healthz");
-    assert_eq!(health.status(), 200, "{}", node.log_text());
-    assert_eq!(register_code(&client, &node, "after").await, Some(0), "{}", node.log_text());
+    assert_eq!(client.health_of(&node.addr).await, Ok(()), "{}", node.log_text());
+    assert_eq!(register_code(&client, "after").await, Some(0), "{}", node.log_text());
     assert!(!node.log_text().contains("Too many open files"), "{}", node.log_text());
     drop(held);
 }
@@ -175,47 +150,29 @@ async fn a_filling_disk_refuses_writes_and_writes_resume_once_space_is_freed() {
     let data = disk.path().join("data");
     let mut node = Proc::spawn(&data, &["--min-free-space", "16MiB"], &[("RUST_LOG", "info")]);
     node.wait_healthy(Duration::from_secs(20)).await;
-    let client = reqwest::Client::new();
-    register(&client, &node, "before").await;
+    let client = node.client();
+    register(&client, "before").await;
 
     let filler = disk.fill(8 << 20);
     let started = Instant::now();
-    let refused = loop {
-        let form = [
-            ("zone", "z1"),
-            ("env", "dev"),
-            ("appid", "app"),
-            ("hostname", "during"),
-            ("status", "1"),
-            ("addrs", "http://a:1"),
-        ];
-        let answer: Value = client
-            .post(node.url("/discovery/register"))
-            .form(&form)
-            .send()
-            .await
-            .expect("post")
-            .json()
-            .await
-            .expect("json");
-        if answer["code"] == -500 {
-            break answer;
+    let message = loop {
+        match client.register(&registration("during")).await {
+            Err(ClientError::Code { code: -500, message, .. }) => break message,
+            answer => assert!(started.elapsed() < Duration::from_secs(5), "writes were never refused: {answer:?}"),
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "writes were never refused: {answer}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains(&data.display().to_string()) && message.contains("16.0 MiB"), "{message}");
-    let health = client.get(node.url("/healthz")).send().await.expect("healthz");
-    assert_eq!(health.status(), 503);
+    let health = client.health_of(&node.addr).await.expect_err("a node refusing writes is not healthy");
+    assert_eq!(health.http_status(), Some(503), "{health}");
 
     std::fs::remove_file(filler).expect("free the space");
     let freed = Instant::now();
-    while register_code(&client, &node, "after").await != Some(0) {
+    while register_code(&client, "after").await != Some(0) {
         assert!(freed.elapsed() < Duration::from_secs(5), "writes never resumed:\n{}", node.log_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hosts = fetch_hosts(&client, &node).await;
+    let hosts = hosts(&client).await.expect("fetch");
     assert!(hosts.contains(&"before".to_string()) && hosts.contains(&"after".to_string()), "{hosts:?}");
     let log = node.log_text();
     assert!(log.contains("disk space low") && log.contains("writes resume"), "{log}");
@@ -228,18 +185,18 @@ async fn enospc_in_storage_is_fatal_and_the_next_start_works_once_space_is_freed
     // The guard off: the disk really fills under storage.
     let mut node = Proc::spawn(&data, &["--min-free-space", "0"], &[("RUST_LOG", "info")]);
     node.wait_healthy(Duration::from_secs(20)).await;
-    let client = reqwest::Client::new();
+    let client = node.client();
     let mut acknowledged = Vec::new();
     for i in 0..20 {
         let host = format!("h{i:03}");
-        assert_eq!(register_code(&client, &node, &host).await, Some(0));
+        assert_eq!(register_code(&client, &host).await, Some(0));
         acknowledged.push(host);
     }
     let filler = disk.fill(0);
     // Writes now fail in storage; the node must exit non-zero, saying why.
     for i in 20..2000 {
         let host = format!("h{i:03}");
-        if register_code(&client, &node, &host).await == Some(0) {
+        if register_code(&client, &host).await == Some(0) {
             acknowledged.push(host);
         }
         if node.wait_exit(Duration::from_millis(1)).await.is_some() {
@@ -256,7 +213,7 @@ async fn enospc_in_storage_is_fatal_and_the_next_start_works_once_space_is_freed
     let mut again = Proc::spawn_at(&node.addr, &data, &["--min-free-space", "0"], &[]);
     again.wait_healthy(Duration::from_secs(20)).await;
     acknowledged.sort();
-    let hosts = fetch_hosts(&client, &again).await;
+    let hosts = hosts(&again.client()).await.expect("fetch");
     for host in &acknowledged {
         assert!(hosts.contains(host), "acknowledged {host} lost after the restart; have {hosts:?}");
     }

@@ -15,9 +15,9 @@ async fn json_logs_carry_leader_snapshot_and_self_preservation_events() {
     let args = ["--snapshot-logs", "5", "--protect-threshold", "0", "--evict-interval", "100ms"];
     let mut node = Proc::spawn(&data, &args, &[("DISCOVERY_LOG_FORMAT", "json"), ("RUST_LOG", "info")]);
     node.wait_healthy(Duration::from_secs(20)).await;
-    let client = reqwest::Client::new();
+    let client = node.client();
     for i in 0..8 {
-        register(&client, &node, &format!("h{i}")).await;
+        register(&client, &format!("h{i}")).await;
     }
     node.wait_log("snapshot built", Duration::from_secs(10)).await;
     let text = node.wait_log("self-preservation off", Duration::from_secs(10)).await;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use discovery::client::{Client, ClientError, InstanceKey, Registration};
 
 use crate::support::free_port;
 
@@ -72,16 +72,20 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The library's client of this node alone (no failover: the test talks to the process it started).
+    pub fn client(&self) -> Client {
+        Client::new(&self.addr)
+    }
+
     /// Wait until `/healthz` answers 200; panics with the log after `timeout`.
     pub async fn wait_healthy(&mut self, timeout: Duration) {
         let started = Instant::now();
-        let client = reqwest::Client::new();
+        let client = Client::builder([self.addr.as_str()]).call_timeout(Duration::from_millis(500)).build();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!("discovery exited early ({status}):\n{}", self.log_text());
             }
-            let probe = client.get(self.url("/healthz")).timeout(Duration::from_millis(500)).send().await;
-            if probe.is_ok_and(|r| r.status().is_success()) {
+            if client.health_of(&self.addr).await.is_ok() {
                 return;
             }
             assert!(started.elapsed() < timeout, "not healthy within {timeout:?}:\n{}", self.log_text());
@@ -128,24 +132,26 @@ impl Drop for Proc {
     }
 }
 
-/// Register `host` (app `app`, env `dev`, zone `z1`) on `node` and assert the answer is code 0.
-pub async fn register(client: &reqwest::Client, node: &Proc, host: &str) {
-    let form = [
-        ("zone", "z1"),
-        ("env", "dev"),
-        ("appid", "app"),
-        ("hostname", host),
-        ("status", "1"),
-        ("addrs", "http://a:1"),
-    ];
-    let answer: Value = client
-        .post(node.url("/discovery/register"))
-        .form(&form)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["code"], 0, "{answer}");
+/// The instance the tests register as `host`: app `app`, env `dev`, zone `z1`, up.
+pub fn registration(host: &str) -> Registration {
+    Registration::new(InstanceKey::new("dev", "app", "z1", host), ["http://a:1"])
+}
+
+/// Register `host` (see [`registration`]) through `client` and assert it was acknowledged.
+pub async fn register(client: &Client, host: &str) {
+    if let Err(err) = client.register(&registration(host)).await {
+        panic!("register {host}: {err}");
+    }
+}
+
+/// The hostnames of app `app` (env `dev`, up and waiting) that `client`'s node serves, sorted; none when
+/// the node does not know the app.
+pub async fn hosts(client: &Client) -> Result<Vec<String>, ClientError> {
+    let mut hosts: Vec<String> = match client.fetch("dev", "app", None, 3).await {
+        Ok(info) => info.all().map(|i| i.hostname.clone()).collect(),
+        Err(err) if err.is_not_found() => Vec::new(),
+        Err(err) => return Err(err),
+    };
+    hosts.sort();
+    Ok(hosts)
 }

@@ -3,29 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use discovery::client::Poll;
 
-use crate::proc::{register, Proc};
-
-async fn hosts(client: &reqwest::Client, node: &Proc) -> (Vec<String>, i64) {
-    let body: Value = client
-        .get(node.url("/discovery/fetch?appid=app&env=dev&status=3"))
-        .send()
-        .await
-        .expect("fetch")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(body["code"], 0, "{body}");
-    let mut names: Vec<String> = body["data"]["instances"]["z1"]
-        .as_array()
-        .expect("zone z1")
-        .iter()
-        .filter_map(|i| i["hostname"].as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    (names, body["data"]["latest_timestamp"].as_i64().expect("cursor"))
-}
+use crate::proc::{hosts, register, Proc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
@@ -34,25 +14,24 @@ async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
     // A poll would otherwise wait its full 30 s.
     let mut node = Proc::spawn(&data, &["--poll-timeout", "30s"], &[("RUST_LOG", "info")]);
     node.wait_healthy(Duration::from_secs(20)).await;
-    let client = reqwest::Client::new();
+    let client = node.client();
     let mut expected: Vec<String> = (0..20).map(|i| format!("h{i:02}")).collect();
     for host in &expected {
-        register(&client, &node, host).await;
+        register(&client, host).await;
     }
-    let (_, cursor) = hosts(&client, &node).await;
+    let cursor = client.fetch("dev", "app", None, 3).await.expect("fetch").latest_timestamp;
 
-    let poll_url = node.url(&format!("/discovery/polls?appid=app&env=dev&hostname=poller&latest_timestamp={cursor}"));
     let poll = tokio::spawn({
         let client = client.clone();
         async move {
-            let answer: Value = client.get(poll_url).send().await.expect("poll").json().await.expect("json");
+            let answer = client.poll("dev", "app", "poller", cursor).await;
             (answer, Instant::now())
         }
     });
     // The poll is waiting once the node counts it.
     let started = Instant::now();
     loop {
-        let text = client.get(node.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+        let text = reqwest::get(node.url("/metrics")).await.expect("scrape").text().await.expect("text");
         if crate::metrics::sample(&text, "discovery_longpoll_waiters") == Some(1.0) {
             break;
         }
@@ -64,7 +43,7 @@ async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
     node.signal("TERM");
     let (answer, answered) =
         tokio::time::timeout(Duration::from_secs(5), poll).await.expect("poll answered").expect("task");
-    assert_eq!(answer["code"], -304, "{answer}");
+    assert_eq!(answer, Ok(Poll::NotModified), "a stopping node answers waiting polls -304");
     let answered_after = answered - signalled;
     assert!(answered_after < Duration::from_secs(2), "poll answered {answered_after:?} after SIGTERM");
     let status =
@@ -76,5 +55,9 @@ async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
     let mut again = Proc::spawn_at(&node.addr, &data, &[], &[("RUST_LOG", "info")]);
     again.wait_healthy(Duration::from_secs(20)).await;
     expected.sort();
-    assert_eq!(hosts(&client, &again).await.0, expected, "every acknowledged register survives a clean stop");
+    assert_eq!(
+        hosts(&again.client()).await.expect("fetch"),
+        expected,
+        "every acknowledged register survives a clean stop"
+    );
 }
