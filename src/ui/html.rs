@@ -1,32 +1,20 @@
 //! HTML helpers of the status page: escaping and the page frame.
 
-/// Escape text for HTML element content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+use std::borrow::Cow;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// What a query value keeps unencoded: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Escape text for HTML element content and quoted attribute values (`& < > " '`).
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
+    html_escape::encode_quoted_attribute(text)
 }
 
 /// Percent-encode a query value.
 pub(crate) fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 /// A whole page, refreshed by the browser every 5 seconds.
@@ -47,11 +35,12 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;&lt;/a&gt;");
     }
 
     #[test]
     fn encodes_query_values() {
         assert_eq!(url_encode("main.arch/a b&c"), "main.arch%2Fa%20b%26c");
+        assert_eq!(url_encode("zone-1_x~é"), "zone-1_x~%C3%A9", "unreserved kept, UTF-8 bytes encoded");
     }
 }
