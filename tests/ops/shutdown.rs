@@ -29,15 +29,12 @@ async fn sigterm_answers_polls_exits_zero_and_keeps_acknowledged_writes() {
         }
     });
     // The poll is waiting once the node counts it.
-    let started = Instant::now();
-    loop {
-        let text = reqwest::get(node.url("/metrics")).await.expect("scrape").text().await.expect("text");
-        if crate::metrics::sample(&text, "discovery_longpoll_waiters") == Some(1.0) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "the poll never waited");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let metrics = node.url("/metrics");
+    crate::node::wait_until(Duration::from_secs(10), "the poll to wait", || async {
+        let text = reqwest::get(&metrics).await.expect("scrape").text().await.expect("text");
+        crate::metrics::sample(&text, "discovery_longpoll_waiters") == Some(1.0)
+    })
+    .await;
 
     let signalled = Instant::now();
     node.signal("TERM");
