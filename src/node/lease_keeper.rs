@@ -273,7 +273,7 @@ async fn serve_term(
                     continue;
                 }
                 let count = victims.len();
-                let batch = Batch { stamp_ns: now_ns(), commands: vec![Command::Evict(victims)] };
+                let batch = Batch { stamp_ns: now_ns(), commands: Arc::from([Command::Evict(victims)]) };
                 match raft.client_write(batch).await {
                     Ok(resp) => tracing::info!(count, index = resp.log_id.index, "evicted expired instances"),
                     // Not leader any more (or shutting down): the metrics watch ends this term.

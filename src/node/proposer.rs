@@ -142,7 +142,7 @@ async fn run(
 async fn propose_batch(raft: &Raft, batch: Vec<Pending>, timeout: Duration, metrics: &ProposalMetrics) {
     let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
     metrics.batch_size.observe(commands.len() as f64);
-    let entry = Batch { stamp_ns: now_ns(), commands };
+    let entry = Batch { stamp_ns: now_ns(), commands: commands.into() };
     let started = tokio::time::Instant::now();
     let result = match tokio::time::timeout(timeout, raft.client_write(entry)).await {
         Err(_) => Err(ProposeError::Timeout(timeout)),

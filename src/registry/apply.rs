@@ -53,7 +53,7 @@ impl Registry {
     /// Applies the batch committed at log `index`, command by command, in order.
     pub fn apply(&mut self, index: u64, batch: &Batch) -> Applied {
         let mut fx = Applied::default();
-        for command in &batch.commands {
+        for command in batch.commands.iter() {
             let outcome = match command {
                 Command::Register(args) => self.apply_register(index, batch.stamp_ns, args, &mut fx),
                 Command::Cancel(key) => self.apply_cancel(batch.stamp_ns, key, &mut fx),

@@ -12,6 +12,7 @@
 //!   client can pin an instance with a timestamp in the far future.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +37,9 @@ pub fn check_client_timestamp(param: &str, value: i64, clock_ns: i64) -> Result<
 pub struct Batch {
     /// Leader wall-clock time at proposal, Unix nanoseconds.
     pub stamp_ns: i64,
-    /// The commands, applied in order.
-    pub commands: Vec<Command>,
+    /// The commands, applied in order. Shared, not copied, when the entry is cloned: the log store hands
+    /// out clones of recent entries to replication and apply (stored and sent exactly as a `Vec`).
+    pub commands: Arc<[Command]>,
 }
 
 /// One replicated change to the registry.

@@ -54,7 +54,7 @@ pub(crate) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// A batch stamped `stamp`.
 pub(crate) fn batch(stamp: i64, commands: Vec<Command>) -> Batch {
-    Batch { stamp_ns: stamp, commands }
+    Batch { stamp_ns: stamp, commands: commands.into() }
 }
 
 /// A registry with the given instances registered one per entry, at indexes 1.. and stamps 1000, 2000, …

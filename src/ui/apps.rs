@@ -206,7 +206,7 @@ mod tests {
             register_with_status(&key("prod", "Main.Account", "sh002", "d"), 2),
         ];
         for (i, command) in commands.into_iter().enumerate() {
-            registry.apply(i as u64 + 1, &Batch { stamp_ns: 1_000 * (i as i64 + 1), commands: vec![command] });
+            registry.apply(i as u64 + 1, &Batch { stamp_ns: 1_000 * (i as i64 + 1), commands: vec![command].into() });
         }
         registry
     }
@@ -258,7 +258,7 @@ mod tests {
         let mut registry = Registry::new();
         for i in 0..1_200u64 {
             let command = register(&key("dev", &format!("app-{i:04}"), "z", "h"));
-            registry.apply(i + 1, &Batch { stamp_ns: 1_000 + i as i64, commands: vec![command] });
+            registry.apply(i + 1, &Batch { stamp_ns: 1_000 + i as i64, commands: vec![command].into() });
         }
         let page =
             list_apps(&registry, &AppsQuery { offset: 1_000, limit: Some(10_000), ..AppsQuery::default() }).unwrap();

@@ -12,6 +12,7 @@
 //! - `marker`: the file outside sled that witnesses that a data dir was initialized.
 //! - `record`: the durable record, the file outside sled that says what the log store made durable
 //!   (last log id, last purged, vote); opening a dir checks that the log still reaches it.
+//! - `recent`: the newest log entries held in memory, so reading them back skips decoding.
 //! - `sled_files`: removal of the broken snapshot files an interrupted sled open leaves behind.
 //! - [`log_store`]: [`SledLogStore`], openraft's `RaftLogStorage` (log entries, vote, committed, purged).
 //! - [`state_machine`]: [`StateMachineStore`], openraft's `RaftStateMachine` around an [`Application`].
@@ -54,6 +55,7 @@ mod layout;
 pub mod log_store;
 mod marker;
 pub mod open;
+mod recent;
 mod record;
 mod sled_files;
 pub mod snapshot;

@@ -26,7 +26,7 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -40,6 +40,7 @@ use tokio_util::task::TaskTracker;
 use crate::codec;
 use crate::durable::Durable;
 use crate::layout::{log_index, log_key, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+use crate::recent::{RecentEntries, MAX_BYTES, MAX_ENTRIES};
 use crate::record::{Claim, DurableRecord, Held};
 
 type StorageResult<T, C> = Result<T, StorageError<<C as RaftTypeConfig>::NodeId>>;
@@ -56,6 +57,9 @@ pub struct SledLogStore<C: RaftTypeConfig> {
     record: Arc<DurableRecord<C::NodeId>>,
     /// The flush of each append, acknowledged to openraft when durable (shared by the clones).
     flushes: TaskTracker,
+    /// The newest entries, so that replication and apply read them back without decoding (see
+    /// `recent`; shared by the clones).
+    recent: Arc<Mutex<RecentEntries<C::Entry>>>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -67,12 +71,16 @@ impl<C: RaftTypeConfig> Clone for SledLogStore<C> {
             durable: Arc::clone(&self.durable),
             record: Arc::clone(&self.record),
             flushes: self.flushes.clone(),
+            recent: Arc::clone(&self.recent),
             _config: PhantomData,
         }
     }
 }
 
-impl<C: RaftTypeConfig> SledLogStore<C> {
+impl<C: RaftTypeConfig> SledLogStore<C>
+where
+    C::Entry: Clone,
+{
     /// Report the duration of every later durable sync (appends, votes, purges, snapshots) to
     /// `observer`, e.g. for metrics. Only the first call takes effect.
     pub fn set_sync_observer(&self, observer: Arc<dyn crate::SyncObserver>) {
@@ -91,7 +99,8 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         durable: Arc<Durable>,
         record: Arc<DurableRecord<C::NodeId>>,
     ) -> Self {
-        Self { logs, meta, durable, record, flushes: TaskTracker::new(), _config: PhantomData }
+        let recent = Arc::new(Mutex::new(RecentEntries::new(MAX_ENTRIES, MAX_BYTES)));
+        Self { logs, meta, durable, record, flushes: TaskTracker::new(), recent, _config: PhantomData }
     }
 
     /// True if this node has never taken part in a cluster: no vote, no log entry, nothing purged.
@@ -176,6 +185,12 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         Ok(())
     }
 
+    /// The recent entries. A panic elsewhere while holding the lock cannot leave them half-changed in a
+    /// way that matters (each change is one push or pop), so a poisoned lock is taken as is.
+    fn recent(&self) -> MutexGuard<'_, RecentEntries<C::Entry>> {
+        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn decode_entry(&self, key: &[u8], value: &[u8]) -> StorageResult<C::Entry, C> {
         let Some(index) = log_index(key) else {
             let bad = AnyError::error(format!("log key {key:?} is not 8 bytes"));
@@ -245,12 +260,18 @@ fn index_span<RB: RangeBounds<u64>>(range: &RB) -> Option<(u64, Option<u64>)> {
     }
 }
 
-impl<C: RaftTypeConfig> RaftLogReader<C> for SledLogStore<C> {
+impl<C: RaftTypeConfig> RaftLogReader<C> for SledLogStore<C>
+where
+    C::Entry: Clone,
+{
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> StorageResult<Vec<C::Entry>, C> {
         let Some((start, end)) = index_span(&range) else { return Ok(Vec::new()) };
+        if let Some(entries) = end.and_then(|end| self.recent().get(start, end)) {
+            return Ok(entries);
+        }
         let iter = match end {
             Some(end) => self.logs.range(log_key(start)..log_key(end)),
             None => self.logs.range(log_key(start)..),
@@ -264,7 +285,10 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for SledLogStore<C> {
     }
 }
 
-impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
+impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C>
+where
+    C::Entry: Clone,
+{
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> StorageResult<LogState<C>, C> {
@@ -323,7 +347,9 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
             let log_id = entry.get_log_id().clone();
             let bytes = codec::encode(format_args!("log entry {}", log_id.index), &entry)
                 .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
+            let size = bytes.len();
             self.logs.insert(log_key(log_id.index), bytes).map_err(|e| StorageIOError::write_logs(&e))?;
+            self.recent().push(log_id.index, entry, size);
             last = Some(log_id);
         }
         if let Some(last) = last {
@@ -347,6 +373,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
             Some((key, value)) => Some(self.decode_entry(&key, &value)?.get_log_id().clone()),
             None => None,
         };
+        self.recent().remove_from(log_id.index);
         let (record, since) = (Arc::clone(&self.record), log_id.index);
         tokio::task::spawn_blocking(move || record.lower_last_log_id(since, new_last))
             .await
@@ -362,6 +389,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         self.write_meta(META_LAST_PURGED, "last purged log id", &log_id, StorageIOError::write_logs)?;
         self.record.update(|claim| claim.last_purged = Some(log_id.clone()));
         self.sync(StorageIOError::write_logs).await?;
+        self.recent().remove_upto(log_id.index);
         // Thousands of entries after each snapshot: removed one by one on the blocking pool, not in one
         // sled batch (which would exclude every other sled operation meanwhile, appends included).
         // Nothing needs them gone together: whatever a crash leaves is at or below `last_purged`.

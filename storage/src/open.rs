@@ -126,6 +126,7 @@ pub fn open_storage<C, A>(
 where
     C: RaftTypeConfig<SnapshotData = Cursor<Vec<u8>>, Entry = Entry<C>>,
     C::R: Default,
+    C::D: Clone,
     A: Application<C>,
 {
     let corrupt = |reason: String| OpenError::Corrupt { dir: dir.to_path_buf(), reason };
@@ -182,7 +183,10 @@ fn open_log_store<C: RaftTypeConfig>(
     durable: Arc<Durable>,
     loaded: Loaded<C::NodeId>,
     marked: bool,
-) -> Result<SledLogStore<C>, OpenError> {
+) -> Result<SledLogStore<C>, OpenError>
+where
+    C::Entry: Clone,
+{
     let lost = |reason: String| OpenError::LostDurableState { dir: dir.to_path_buf(), reason };
     let io = |source: std::io::Error| OpenError::Io { dir: dir.to_path_buf(), source };
     let (seq, claim, check) = match loaded {
