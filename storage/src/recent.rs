@@ -17,10 +17,13 @@
 
 use std::collections::VecDeque;
 
-/// Most entries held.
-pub const MAX_ENTRIES: usize = 256;
+/// Most entries held. Replication and apply read within a few entries of the newest; a follower
+/// further behind is served from sled. Held entries cost their decoded size (a register command is ~300
+/// bytes encoded, several times that decoded), which counts against a node's memory target: 64 batches of
+/// the scale benchmark, ~58 registers each, are a few MB.
+pub const MAX_ENTRIES: usize = 64;
 /// Most encoded bytes held (the sum of the entries' sizes in sled).
-pub const MAX_BYTES: usize = 16 << 20;
+pub const MAX_BYTES: usize = 4 << 20;
 
 /// The newest log entries, by index.
 #[derive(Debug)]
