@@ -49,6 +49,7 @@ struct JoinReport {
 /// `discovery-bench join`.
 pub async fn run(args: JoinArgs) -> Result<(), BoxError> {
     let nodes = stats::split_list(&args.nodes);
+    answering(&args.node, args.timeout).await?;
     let started = Instant::now();
     let add = tokio::process::Command::new(&args.discovery)
         .args(["cluster", "add", "--node", &args.node, "--server", &args.server])
@@ -83,6 +84,20 @@ pub async fn run(args: JoinArgs) -> Result<(), BoxError> {
         stats::write_json(path, &report)?;
     }
     Ok(())
+}
+
+/// Wait until `node`, just started, answers `/admin/status`: the timed `cluster add` starts from a node that
+/// is listening, not from one still opening its data dir.
+async fn answering(node: &str, timeout: Duration) -> Result<(), BoxError> {
+    let deadline = Instant::now() + timeout;
+    let client = client::discovery_client(node, Duration::from_secs(5))?;
+    loop {
+        match client.status_of(node).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(format!("{node} never answered: {e}").into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// `digest@last_applied` of every node, in order.
