@@ -13,6 +13,9 @@
 //!   leaves only entries `<= last_purged`, which [`SledLogStore::get_log_state`] ignores and opening a
 //!   data dir deletes. The reverse order could leave a hole below the first entry that openraft would
 //!   take for the start of the log.
+//! - Reads of the newest entries (replication, apply) are answered from memory (`recent`) when the range
+//!   is held whole; what is held equals what sled holds, because `append` adds to it only after each
+//!   insert, `truncate` cuts it before removing anything and `purge` trims it before deleting.
 //! - `truncate` is made durable before it returns, so no removed entry can reappear after a crash once
 //!   openraft has moved on. It first lowers the durable record to the entry before the removed ones, so
 //!   the record never claims a removed entry, whenever a crash comes.
