@@ -25,16 +25,49 @@ pub fn admin_routes() -> Router<AppState> {
 
 /// `POST /admin/snapshot`: build a snapshot now (operators before a maintenance; the scale benchmark to time
 /// one). Answers at once with the snapshot index before the request; `/admin/status` and the metrics show
-/// the new one when it is built.
+/// the new one when it is built. The snapshot covers at least what was applied when the request came: if a
+/// build was already running (openraft 0.9 then drops the trigger silently), another follows it.
 async fn snapshot(State(state): State<AppState>) -> Response {
-    let before = state.raft.metrics().borrow().snapshot.map(|l| l.index);
+    let (before, applied) = {
+        let m = state.raft.metrics().borrow().clone();
+        (m.snapshot.map(|l| l.index), m.last_applied.map(|l| l.index))
+    };
     match state.raft.trigger().snapshot().await {
         Ok(()) => {
+            if let Some(applied) = applied {
+                tokio::spawn(snapshot_covering(state.raft.clone(), applied));
+            }
             tracing::info!(snapshot_index_before = ?before, "snapshot requested by an operator");
             (StatusCode::ACCEPTED, Json(serde_json::json!({ "requested": true, "snapshot_index_before": before })))
                 .into_response()
         }
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("cannot request a snapshot: {err}\n")).into_response(),
+    }
+}
+
+/// Most builds [`snapshot_covering`] waits through before it gives up, and how long it waits for each.
+const COVERING_ATTEMPTS: usize = 4;
+const COVERING_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Trigger snapshots until one covers `applied`: each time the snapshot index moves and is still short
+/// (the build that ran when the operator asked), trigger again. Ends when covered, after
+/// [`COVERING_ATTEMPTS`] builds, on a wait of [`COVERING_WAIT`] without a new snapshot, or at shutdown.
+async fn snapshot_covering(raft: crate::raft_types::Raft, applied: u64) {
+    for _ in 0..COVERING_ATTEMPTS {
+        let seen = raft.metrics().borrow().snapshot.map(|l| l.index);
+        if seen.is_some_and(|index| index >= applied) {
+            return;
+        }
+        let moved =
+            raft.wait(Some(COVERING_WAIT)).metrics(|m| m.snapshot.map(|l| l.index) != seen, "a new snapshot").await;
+        let Ok(m) = moved else { return };
+        if m.snapshot.is_some_and(|l| l.index >= applied) {
+            return;
+        }
+        tracing::info!(snapshot_index = ?m.snapshot.map(|l| l.index), applied, "the snapshot built does not cover the request yet; building another");
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
     }
 }
 
